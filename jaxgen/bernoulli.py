@@ -19,7 +19,8 @@ def _check_theta(theta) -> None:
     if _checks.is_concrete(theta):
         a = np.asarray(theta)
         if not np.all((a >= 0) & (a <= 1)):
-            raise ValueError(f"theta must lie in [0, 1], got {a.tolist() if a.size < 7 else a.shape}")
+            shown = a.tolist() if a.size < 7 else f"shape {a.shape}"
+            raise ValueError(f"theta must lie in [0, 1], got {shown}")
 
 
 def log_prob(x: ArrayLike, theta: ArrayLike) -> Array:

@@ -160,10 +160,13 @@ def _m_step(x: Array, resp: Array, reg_covar, covariance_type: str) -> GMM:
     d = x.shape[1]
     eye = jnp.eye(d, dtype=x.dtype)
     if covariance_type == "tied":
-        # sum_k sum_n q_nk (x_n - mu_k)(x_n - mu_k)^T / N, via the data's own centring for accuracy
-        xc = x - jnp.mean(x, axis=0)
-        mc = means - jnp.mean(x, axis=0)
-        cov = (xc.T @ xc - (nk[:, None] * mc).T @ mc) / jnp.sum(nk)
+        # sum_k sum_n q_nk (x_n - mu_k)(x_n - mu_k)^T = sum_n s_n x_n x_n^T - sum_k N_k mu_k mu_k^T
+        # with s_n = sum_k q_nk; any common shift c of x and mu leaves it unchanged, and shifting
+        # by the weighted mean keeps the float32 difference well conditioned.
+        s = jnp.sum(resp, axis=1)
+        c = s @ x / jnp.sum(s)
+        xc, mc = x - c, means - c
+        cov = ((s[:, None] * xc).T @ xc - (nk[:, None] * mc).T @ mc) / jnp.sum(nk)
         cov = 0.5 * (cov + cov.T) + reg_covar * eye
         return GMM(weights, means, jnp.broadcast_to(cov, (len(nk), d, d)), covariance_type)
     diff = x[None, :, :] - means[:, None, :]  # (K, N, D)

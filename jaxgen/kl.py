@@ -43,7 +43,7 @@ def normal(mu_p: ArrayLike, sigma_p: ArrayLike, mu_q: ArrayLike, sigma_q: ArrayL
 
 
 def diag_normal(mu_p: ArrayLike, sigma_p: ArrayLike, mu_q: ArrayLike, sigma_q: ArrayLike) -> Array:
-    """D_KL between diagonal Gaussians: `normal` summed over the last (event) axis, (..., D) -> (...)."""
+    """D_KL between diagonal Gaussians: `normal` summed over the event axis, (..., D) -> (...)."""
     return jnp.sum(normal(mu_p, sigma_p, mu_q, sigma_q), axis=-1)
 
 

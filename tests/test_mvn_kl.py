@@ -33,7 +33,8 @@ def test_x64_tight_and_batched_covariances(x64):
     x = rng.normal(size=(7, 1, 3))
     got = mvn.log_prob(x, means, covs)
     assert got.shape == (7, 4) and got.dtype == jnp.float64
-    want = np.stack([st.multivariate_normal(means[k], covs[k]).logpdf(x[:, 0]) for k in range(4)], 1)
+    want = np.stack([st.multivariate_normal(means[k], covs[k]).logpdf(x[:, 0])
+                     for k in range(4)], 1)
     np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
@@ -76,8 +77,8 @@ def test_shape_mismatch_names_x():
 def test_jit_vmap():
     f = jax.jit(jax.vmap(mvn.log_prob, in_axes=(0, None, None)))
     x = jnp.ones((3, 2))
-    np.testing.assert_allclose(f(x, jnp.zeros(2), jnp.eye(2)), mvn.log_prob(x, jnp.zeros(2), jnp.eye(2)),
-                               rtol=1e-6)
+    np.testing.assert_allclose(f(x, jnp.zeros(2), jnp.eye(2)),
+                               mvn.log_prob(x, jnp.zeros(2), jnp.eye(2)), rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------- KL
