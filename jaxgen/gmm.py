@@ -115,18 +115,48 @@ def _as_float(gmm: GMM, x=None) -> tuple[GMM, Array]:
 
 
 def _component_log_prob(gmm: GMM, x: Array) -> Array:
-    """log N(x_n | mu_k, Sigma_k), shape (N, K). One (N, D) x (D, K*D) matmul for all k."""
+    """log N(x_n | mu_k, Sigma_k), shape (K, N).
+
+    A loop over components (`lax.map`) keeps each (N, D) block in cache; one (N, K*D) matmul
+    would be as many flops but is memory bound (measured 1.5x slower at N=1e5, K=D=16).
+    """
     L_inv, half_log_det = mvn.whitening(gmm.covs)  # (K, D, D), (K,)
-    z = jnp.einsum("nd,ked->nke", x, L_inv) - jnp.einsum("kd,ked->ke", gmm.means, L_inv)
+
+    def sq_mahalanobis(args):
+        mean, L_inv = args
+        z = (x - mean) @ L_inv.T
+        return jnp.sum(z * z, axis=-1)
+
+    maha = jax.lax.map(sq_mahalanobis, (gmm.means, L_inv))  # (K, N)
     d = x.shape[-1]
-    return -0.5 * jnp.sum(z * z, axis=-1) - half_log_det - 0.5 * d * math.log(2 * math.pi)
+    return -0.5 * maha - half_log_det[:, None] - 0.5 * d * math.log(2 * math.pi)
 
 
 def _posterior(gmm: GMM, x: Array) -> tuple[Array, Array]:
-    """(responsibilities q (N, K), log p(x_n) (N,))."""
-    joint = jnp.log(gmm.weights) + _component_log_prob(gmm, x)
-    log_px = jax.nn.logsumexp(joint, axis=-1)
-    return jnp.exp(joint - log_px[:, None]), log_px
+    """(responsibilities q, shape (K, N), and log p(x_n), shape (N,)).
+
+    Internally responsibilities are (K, N): every reduction over points then runs along the
+    contiguous axis (the public functions return the conventional (N, K)).
+    """
+    joint = jnp.log(gmm.weights)[:, None] + _component_log_prob(gmm, x)
+    log_px = _logsumexp_rows(joint)
+    return jnp.exp(joint - log_px), log_px
+
+
+def _sum_rows(a: Array) -> Array:
+    """sum over axis 0 of a (K, N) array, K small and static.
+
+    XLA:CPU reduces across rows ~10x slower than it does elementwise work (measured: 46 ms for
+    `jax.nn.logsumexp(a, axis=0)` at K=16, N=1e5), so the K rows are folded with elementwise
+    ops instead, which fuse into one pass (5 ms).
+    """
+    return functools.reduce(jnp.add, list(a))
+
+
+def _logsumexp_rows(a: Array) -> Array:
+    """logsumexp over axis 0 of a (K, N) array, folded as in `_sum_rows`."""
+    m = jax.lax.stop_gradient(functools.reduce(jnp.maximum, list(a)))
+    return m + jnp.log(_sum_rows(jnp.exp(a - m)))
 
 
 def log_prob(gmm: GMM, x: ArrayLike) -> Array:
@@ -138,7 +168,7 @@ def log_prob(gmm: GMM, x: ArrayLike) -> Array:
 def e_step(gmm: GMM, x: ArrayLike) -> Array:
     """Responsibilities q_nk = p(z = k | x_n), shape (N, K); each row sums to 1."""
     _check_x_gmm(gmm, x)
-    return _posterior(*_as_float(gmm, x))[0]
+    return _posterior(*_as_float(gmm, x))[0].T
 
 
 predict_proba = e_step
@@ -152,34 +182,47 @@ def predict(gmm: GMM, x: ArrayLike) -> Array:
 # ----------------------------------------------------------------------------- M-step
 
 
-def _m_step(x: Array, resp: Array, reg_covar, covariance_type: str) -> GMM:
+def _m_step(x: Array, q: Array, reg_covar, covariance_type: str) -> GMM:
+    """The M-step for data x (N, D) and responsibilities q (K, N)."""
     eps = 10 * jnp.finfo(x.dtype).eps  # keeps an emptied component's N_k off zero
-    nk = jnp.sum(resp, axis=0) + eps  # (K,)
+    nk = jnp.sum(q, axis=1) + eps  # (K,)
     weights = nk / jnp.sum(nk)
-    means = resp.T @ x / nk[:, None]  # (K, D)
+    means = q @ x / nk[:, None]  # (K, D)
     d = x.shape[1]
     eye = jnp.eye(d, dtype=x.dtype)
     if covariance_type == "tied":
         # sum_k sum_n q_nk (x_n - mu_k)(x_n - mu_k)^T = sum_n s_n x_n x_n^T - sum_k N_k mu_k mu_k^T
         # with s_n = sum_k q_nk; any common shift c of x and mu leaves it unchanged, and shifting
         # by the weighted mean keeps the float32 difference well conditioned.
-        s = jnp.sum(resp, axis=1)
+        s = _sum_rows(q)
         c = s @ x / jnp.sum(s)
         xc, mc = x - c, means - c
         cov = ((s[:, None] * xc).T @ xc - (nk[:, None] * mc).T @ mc) / jnp.sum(nk)
         cov = 0.5 * (cov + cov.T) + reg_covar * eye
         return GMM(weights, means, jnp.broadcast_to(cov, (len(nk), d, d)), covariance_type)
-    diff = x[None, :, :] - means[:, None, :]  # (K, N, D)
     if covariance_type == "full":
         # A sum of outer products of centred points stays positive semi-definite in floating
         # point, so a collapsing component ends at reg_covar * I rather than at NaN.
-        covs = jnp.einsum("nk,knd,kne->kde", resp, diff, diff) / nk[:, None, None]
+        covs = _scatter(x, q, means, outer=True) / nk[:, None, None]
         covs = 0.5 * (covs + jnp.swapaxes(covs, 1, 2)) + reg_covar * eye
         return GMM(weights, means, covs, covariance_type)
-    var = jnp.einsum("nk,knd->kd", resp, diff * diff) / nk[:, None] + reg_covar  # (K, D)
+    var = _scatter(x, q, means, outer=False) / nk[:, None] + reg_covar  # (K, D)
     if covariance_type == "spherical":
         var = jnp.broadcast_to(jnp.mean(var, axis=1, keepdims=True), var.shape)
     return GMM(weights, means, var[:, :, None] * eye, covariance_type)
+
+
+def _scatter(x: Array, q: Array, means: Array, outer: bool) -> Array:
+    """sum_n q_nk (x_n - mu_k)(x_n - mu_k)^T, shape (K, D, D); its diagonal (K, D) if not outer.
+
+    One component at a time (`lax.map`), so no (K, N, D) array is materialised.
+    """
+    def one(args):
+        r, mean = args
+        diff = x - mean
+        return (r[:, None] * diff).T @ diff if outer else r @ (diff * diff)
+
+    return jax.lax.map(one, (q, means))
 
 
 def m_step(
@@ -204,7 +247,9 @@ def m_step(
     return _m_step_jit(*_checks.as_float(x, resp), reg_covar, covariance_type)
 
 
-_m_step_jit = jax.jit(_m_step, static_argnums=3)
+@functools.partial(jax.jit, static_argnums=3)
+def _m_step_jit(x, resp, reg_covar, covariance_type):
+    return _m_step(x, resp.T, reg_covar, covariance_type)
 
 
 def _check_covariance_type(covariance_type) -> None:
@@ -240,12 +285,13 @@ def _kmeans_plus_plus(key: Array, x: Array, k: int) -> Array:
 
 
 def _initial_resp(key: Array, x: Array, k: int, init_method: str) -> Array:
+    """Starting responsibilities, shape (K, N)."""
     if init_method == "random":  # as scikit-learn's init_params='random'
-        r = jax.random.uniform(key, (x.shape[0], k), x.dtype)
-        return r / jnp.sum(r, axis=1, keepdims=True)
+        r = jax.random.uniform(key, (k, x.shape[0]), x.dtype)
+        return r / jnp.sum(r, axis=0)
     centres = _kmeans_plus_plus(key, x, k)
-    d2 = jnp.sum(jnp.square(x[:, None, :] - centres[None]), axis=-1)
-    return jax.nn.one_hot(jnp.argmin(d2, axis=1), k, dtype=x.dtype)
+    d2 = jnp.sum(jnp.square(x[None] - centres[:, None]), axis=-1)  # (K, N)
+    return jax.nn.one_hot(jnp.argmin(d2, axis=0), k, dtype=x.dtype).T
 
 
 # ----------------------------------------------------------------------------- fit
@@ -254,8 +300,8 @@ def _initial_resp(key: Array, x: Array, k: int, init_method: str) -> Array:
 def _em(x, w, gmm0: GMM, tol, reg_covar, max_iter: int, covariance_type: str):
     """EM from gmm0 as one lax.while_loop. w: per-point weights (N,) summing to 1."""
     def posterior(g):
-        resp, log_px = _posterior(g, x)
-        return resp * w[:, None], jnp.sum(w * log_px)
+        q, log_px = _posterior(g, x)
+        return q * w, jnp.sum(w * log_px)
 
     resp0, ll0 = posterior(gmm0)
     trace0 = jnp.full((max_iter + 1,), jnp.nan, x.dtype).at[0].set(ll0)
@@ -288,7 +334,7 @@ def _fit(x, w, init, key, tol, reg_covar, *, k, n_init, max_iter, covariance_typ
                                             covariance_type=covariance_type))
     else:
         def from_key(key):
-            resp = _initial_resp(key, x, k, init_method) * w[:, None]
+            resp = _initial_resp(key, x, k, init_method) * w
             return run(_m_step(x, resp, reg_covar, covariance_type))
 
         gmms, infos = jax.vmap(from_key)(jax.random.split(key, n_init))
