@@ -1,0 +1,9 @@
+"""Benchmarks, one module each, run by `jaxgen bench NAME`.
+
+Each module defines `run(*, quick: bool) -> dict` with a list of `rows` (dicts printed as a
+table) and any extra numbers; baselines are measured in the same run as jaxgen.
+"""
+
+BENCHMARKS = {
+    "gmm": ("gmm", "EM fit vs scikit-learn and a NumPy EM; mvn.log_prob vs scipy"),
+}

@@ -1,0 +1,15 @@
+"""Experiments, one module each, run by `jaxgen run NAME`.
+
+Each module defines `run(out: Path, *, seed: int, quick: bool) -> dict`: it writes its figures
+into `out` and returns its metrics (the CLI writes them to `out/metrics.json`). An experiment is
+a thin script over the library: the maths lives in `jaxgen`.
+"""
+
+# name -> (module, one-line description), in the order of the book's chapters
+EXPERIMENTS = {
+    "normal": ("normal", "ch. 1: the normal distribution and the central limit theorem"),
+    "mle": ("mle", "ch. 2: maximum likelihood for heights, generated samples, probabilities"),
+    "mvn": ("mvn", "ch. 3: multivariate normal, MLE of height/weight with contours"),
+    "gmm": ("gmm", "ch. 4: a Gaussian mixture's density and ancestral samples"),
+    "em": ("em", "ch. 5: EM on Old Faithful from the book's start; BIC over K"),
+}
