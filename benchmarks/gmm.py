@@ -82,7 +82,7 @@ def run(*, quick: bool) -> dict:
     fit = lambda: gmm.fit(x, start, tol=0.0, max_iter=n_iter)  # noqa: E731
     first = step("jaxgen first call", first_call_seconds(fit))
     t_jax = step("jaxgen", median_seconds(fit, repeats, warmup=0))
-    g, info = fit()
+    _, info = fit()
     warnings.simplefilter("ignore")  # scikit-learn warns that tol=0 never converges
     precisions = np.linalg.inv(np.asarray(start.covs, np.float64))
     sk_fit = lambda: _sklearn(k, n_iter, weights_init=np.asarray(start.weights),  # noqa: E731

@@ -114,20 +114,45 @@ def _as_float(gmm: GMM, x=None) -> tuple[GMM, Array]:
 # ----------------------------------------------------------------------------- densities
 
 
-def _component_log_prob(gmm: GMM, x: Array) -> Array:
-    """log N(x_n | mu_k, Sigma_k), shape (K, N).
+def _shared_data_vmap(fn):
+    """Give `fn(x, *per_component)` a batching rule for many mixtures over the same data.
 
-    A loop over components (`lax.map`) keeps each (N, D) block in cache; one (N, K*D) matmul
-    would be as many flops but is memory bound (measured 1.5x slower at N=1e5, K=D=16).
+    `fn` loops over components (`lax.map`) so that each (N, D) block stays in cache. Plain vmap
+    over restarts would run that loop with (B, N, D) blocks, 1.4x slower than B separate calls
+    (measured at N=1e5, K=D=16, B=8). When x is shared, B mixtures of K components are one
+    mixture of B*K components: fold the restart axis into the component axis instead.
     """
-    L_inv, half_log_det = mvn.whitening(gmm.covs)  # (K, D, D), (K,)
+    wrapped = jax.custom_batching.custom_vmap(fn)
 
-    def sq_mahalanobis(args):
+    @wrapped.def_vmap
+    def rule(axis_size, in_batched, x, *per_component):
+        if in_batched[0]:  # different data for each batch element: nothing to share
+            axes = [0 if b else None for b in in_batched]
+            return jax.vmap(fn, in_axes=axes)(x, *per_component), True
+        flat = [jnp.broadcast_to(a, (axis_size, *a.shape)) if not b else a
+                for a, b in zip(per_component, in_batched[1:], strict=True)]
+        k = flat[0].shape[1]
+        out = fn(x, *(a.reshape(axis_size * k, *a.shape[2:]) for a in flat))
+        return out.reshape(axis_size, k, *out.shape[1:]), True
+
+    return wrapped
+
+
+@_shared_data_vmap
+def _sq_mahalanobis(x: Array, means: Array, L_inv: Array) -> Array:
+    """|L_k^-1 (x_n - mu_k)|^2, shape (K, N), one component at a time."""
+    def one(args):
         mean, L_inv = args
         z = (x - mean) @ L_inv.T
         return jnp.sum(z * z, axis=-1)
 
-    maha = jax.lax.map(sq_mahalanobis, (gmm.means, L_inv))  # (K, N)
+    return jax.lax.map(one, (means, L_inv))
+
+
+def _component_log_prob(gmm: GMM, x: Array) -> Array:
+    """log N(x_n | mu_k, Sigma_k), shape (K, N)."""
+    L_inv, half_log_det = mvn.whitening(gmm.covs)  # (K, D, D), (K,)
+    maha = _sq_mahalanobis(x, gmm.means, L_inv)
     d = x.shape[-1]
     return -0.5 * maha - half_log_det[:, None] - 0.5 * d * math.log(2 * math.pi)
 
@@ -203,48 +228,30 @@ def _m_step(x: Array, q: Array, reg_covar, covariance_type: str) -> GMM:
     if covariance_type == "full":
         # A sum of outer products of centred points stays positive semi-definite in floating
         # point, so a collapsing component ends at reg_covar * I rather than at NaN.
-        covs = _scatter(x, q, means, outer=True) / nk[:, None, None]
+        covs = _scatter_full(x, q, means) / nk[:, None, None]
         covs = 0.5 * (covs + jnp.swapaxes(covs, 1, 2)) + reg_covar * eye
         return GMM(weights, means, covs, covariance_type)
-    var = _scatter(x, q, means, outer=False) / nk[:, None] + reg_covar  # (K, D)
+    var = _scatter_diag(x, q, means) / nk[:, None] + reg_covar  # (K, D)
     if covariance_type == "spherical":
         var = jnp.broadcast_to(jnp.mean(var, axis=1, keepdims=True), var.shape)
     return GMM(weights, means, var[:, :, None] * eye, covariance_type)
 
 
-def _scatter(x: Array, q: Array, means: Array, outer: bool) -> Array:
-    """sum_n q_nk (x_n - mu_k)(x_n - mu_k)^T, shape (K, D, D); its diagonal (K, D) if not outer.
-
-    One component at a time (`lax.map`), so no (K, N, D) array is materialised.
-    """
+@_shared_data_vmap
+def _scatter_full(x: Array, q: Array, means: Array) -> Array:
+    """sum_n q_nk (x_n - mu_k)(x_n - mu_k)^T, shape (K, D, D), one component at a time."""
     def one(args):
         r, mean = args
         diff = x - mean
-        return (r[:, None] * diff).T @ diff if outer else r @ (diff * diff)
+        return (r[:, None] * diff).T @ diff
 
     return jax.lax.map(one, (q, means))
 
 
-def m_step(
-    x: ArrayLike, resp: ArrayLike, *, reg_covar: float = 1e-6, covariance_type: str = "full"
-) -> GMM:
-    """Maximum-likelihood mixture given responsibilities (see the module docstring).
-
-    Args:
-      x: data, shape (N, D).
-      resp: responsibilities (or any non-negative weights), shape (N, K).
-      reg_covar: added to the diagonal of every covariance; keeps components from collapsing.
-      covariance_type: 'full', 'diag', 'spherical' or 'tied'.
-    """
-    _check_x(x)
-    _check_covariance_type(covariance_type)
-    if np.ndim(resp) != 2 or np.shape(resp)[0] != np.shape(x)[0]:
-        raise ValueError(f"resp must have shape (N, K) with N={np.shape(x)[0]}, "
-                         f"got {np.shape(resp)}")
-    _check_reg_covar(reg_covar)
-    if _checks.is_concrete(resp) and np.any(np.asarray(resp) < 0):
-        raise ValueError("resp must be non-negative")
-    return _m_step_jit(*_checks.as_float(x, resp), reg_covar, covariance_type)
+@_shared_data_vmap
+def _scatter_diag(x: Array, q: Array, means: Array) -> Array:
+    """sum_n q_nk (x_n - mu_k)^2 elementwise, shape (K, D), one component at a time."""
+    return jax.lax.map(lambda args: args[0] @ jnp.square(x - args[1]), (q, means))
 
 
 @functools.partial(jax.jit, static_argnums=3)

@@ -1,0 +1,69 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from jaxgen.cli import main
+from jaxgen.experiments import EXPERIMENTS
+
+
+def jaxgen(*args):
+    return subprocess.run([sys.executable, "-m", "jaxgen", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_list_names_every_experiment(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in [*EXPERIMENTS, "gmm"]:
+        assert f"  {name}" in out
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["run", "nope"], "unknown experiment 'nope'"),
+    (["run", "mle", "--seed", "abc"], "invalid int value"),
+    (["run", "mle", "--bogus"], "unrecognized arguments"),
+    (["bench", "nope"], "unknown benchmark 'nope'"),
+    ([], "required"),
+])
+def test_user_mistakes_get_one_line_and_exit_2(args, msg):
+    r = jaxgen(*args)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("jaxgen: error:") and msg in lines[0]
+    assert "Traceback" not in r.stderr
+
+
+def test_out_that_is_a_file_is_a_usage_error(tmp_path, capsys):
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    assert main(["run", "mle", "--out", str(f)]) == 2
+    assert "exists and is not a directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_each_experiment_writes_figures_and_metrics(name, tmp_path):
+    assert main(["run", name, "--quick", "--out", str(tmp_path), "--seed", "1"]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["experiment"] == name and metrics["seed"] == 1 and metrics["quick"]
+    assert metrics["figures"]
+    for fig in metrics["figures"]:
+        assert (tmp_path / fig).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporaries
+
+
+def test_em_experiment_reproduces_the_book(tmp_path):
+    main(["run", "em", "--quick", "--out", str(tmp_path)])
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["n_iter"] == 9 and m["best_k_by_bic"] == 2
+    assert m["final_mean_log_likelihood"] == pytest.approx(-4.155381, abs=1e-4)
+
+
+def test_bench_quick_writes_json_with_ratios(tmp_path, capsys):
+    assert main(["bench", "gmm", "--quick", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "gmm-quick.json").read_text())
+    jax_row = next(r for r in result["rows"] if r["impl"].startswith("jaxgen (jit"))
+    assert jax_row["seconds"] > 0 and jax_row["vs_sklearn"] > 0
+    assert result["dot_peak_gflops"] > 0 and result["machine"]["cores"] >= 1
+    assert "vs_sklearn" in capsys.readouterr().out
