@@ -1,7 +1,8 @@
 """Experiments, one module each, run by `jaxgen run NAME`.
 
 Each module defines `run(out: Path, *, seed: int, quick: bool) -> dict`: it writes its figures
-into `out` and returns its metrics (the CLI writes them to `out/metrics.json`). An experiment is
+into `out` and returns its metrics (the CLI writes them to `out/metrics.json`). Experiments that
+train also take `resume: bool` (continue from the checkpoints under `out`). An experiment is
 a thin script over the library: the maths lives in `jaxgen`.
 """
 
@@ -12,4 +13,8 @@ EXPERIMENTS = {
     "mvn": ("mvn", "ch. 3: multivariate normal, MLE of height/weight with contours"),
     "gmm": ("gmm", "ch. 4: a Gaussian mixture's density and ancestral samples"),
     "em": ("em", "ch. 5: EM on Old Faithful from the book's start; BIC over K"),
+    "nn": ("nn", "ch. 6: autograd, Rosenbrock descent, linear regression, a sine MLP"),
+    "classifier": ("classifier", "MNIST MLP design choices and the CNN evaluator (FID)"),
+    "vae": ("vae", "ch. 7: VAE on MNIST, -ELBO and IWAE in nats, samples, 2-D latents"),
+    "hvae": ("hvae", "ch. 8: two-level hierarchical VAE on MNIST"),
 }

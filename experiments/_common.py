@@ -16,3 +16,16 @@ def padded_limits(x: np.ndarray, pad: float = 0.1) -> list[tuple[float, float]]:
     lo, hi = x.min(0), x.max(0)
     span = hi - lo
     return [(float(a), float(b)) for a, b in zip(lo - pad * span, hi + pad * span, strict=True)]
+
+
+def image_grid(ax, images, nrow: int, title: str = "") -> None:
+    """Show images (N, 28, 28[, 1]) as an nrow-row mosaic on `ax`."""
+    images = np.asarray(images).reshape(len(images), 28, 28)
+    ncol = -(-len(images) // nrow)
+    canvas = np.ones((nrow * 30, ncol * 30))
+    for i, img in enumerate(images):
+        r, c = divmod(i, ncol)
+        canvas[r * 30 + 1:r * 30 + 29, c * 30 + 1:c * 30 + 29] = img
+    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1)
+    ax.set_axis_off()
+    ax.set_title(title)

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
+import logging
 import sys
 import time
 from pathlib import Path
 
 from jaxgen.benchmarks import BENCHMARKS
 from jaxgen.experiments import EXPERIMENTS
+from jaxgen.train import TrainingDiverged
 
 
 class UsageError(Exception):
@@ -38,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, help="output directory (default runs/NAME)")
     r.add_argument("--seed", type=int, default=0, help="seed for jax.random (default 0)")
     r.add_argument("--quick", action="store_true", help="a small configuration, CPU minutes")
+    r.add_argument("--resume", action="store_true",
+                   help="continue training from the latest checkpoint under --out")
     b = sub.add_parser("bench", help="run a benchmark (default: all) and print a table")
     b.add_argument("name", nargs="?", default="all", help="benchmark name or 'all'")
     b.add_argument("--quick", action="store_true", help="small sizes, a smoke test")
@@ -64,13 +69,18 @@ def _pick(name: str, registry: dict, kind: str) -> list[str]:
     return [name]
 
 
-def run_experiment(name: str, out: Path, *, seed: int, quick: bool) -> dict:
+def run_experiment(name: str, out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
     """Run one experiment, write `out/metrics.json`, return its metrics."""
     from jaxgen.io import write_json
 
     module = importlib.import_module(f"jaxgen.experiments.{EXPERIMENTS[name][0]}")
+    kwargs = {}
+    if resume:
+        if "resume" not in inspect.signature(module.run).parameters:
+            raise UsageError(f"experiment {name!r} trains nothing; --resume does not apply")
+        kwargs["resume"] = True
     start = time.perf_counter()
-    metrics = module.run(_out_dir(out), seed=seed, quick=quick)
+    metrics = module.run(_out_dir(out), seed=seed, quick=quick, **kwargs)
     metrics = {"experiment": name, "seed": seed, "quick": quick,
                "seconds": round(time.perf_counter() - start, 2), **metrics}
     write_json(out / "metrics.json", metrics)
@@ -93,7 +103,8 @@ def _cmd_run(args) -> None:
     names = _pick(args.name, EXPERIMENTS, "experiment")
     if len(names) == 1:
         out = args.out or Path("runs") / names[0]
-        metrics = run_experiment(names[0], out, seed=args.seed, quick=args.quick)
+        metrics = run_experiment(names[0], out, seed=args.seed, quick=args.quick,
+                                 resume=args.resume)
         print(f"{names[0]}: done in {metrics['seconds']} s; figures and metrics.json in {out}/")
         return
     root = args.out or Path("runs")
@@ -137,12 +148,16 @@ def _cmd_bench(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="jaxgen: %(message)s")
     try:
         args = _parser().parse_args(argv)
         {"list": lambda a: _cmd_list(), "run": _cmd_run, "bench": _cmd_bench}[args.command](args)
     except UsageError as e:
         print(f"jaxgen: error: {e}", file=sys.stderr)
         return 2
+    except TrainingDiverged as e:
+        print(f"jaxgen: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("jaxgen: interrupted", file=sys.stderr)
         return 130

@@ -1,0 +1,205 @@
+"""One training stack for every model: a jitted Optax step over a pure loss, shuffled batches
+from an explicit key, tqdm progress, `metrics.jsonl`, Orbax checkpoints and exact resume.
+
+The loss is a pure function `loss_fn(params, key, batch) -> (loss, metrics)`: a scalar to
+minimise and a dict of scalar metrics. Step s uses the key `fold_in(key, s)` and epoch e
+shuffles with `fold_in(data_key, e)`, so a run resumed from a checkpoint at step s continues
+with exactly the batches and noise an uninterrupted run would have used.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm import tqdm
+
+from jaxgen.data.batching import batch_indices
+
+log = logging.getLogger("jaxgen")
+
+LossFn = Callable[[Any, jax.Array, tuple], tuple[jax.Array, dict]]
+
+
+class TrainState(NamedTuple):
+    """Everything a step changes, as one pytree (what a checkpoint holds)."""
+
+    step: jax.Array  # int32 scalar
+    params: Any
+    opt_state: Any
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or inf; the last good checkpoint is kept."""
+
+
+def init_state(params: Any, optimizer: optax.GradientTransformation) -> TrainState:
+    return TrainState(jnp.asarray(0, jnp.int32), params, optimizer.init(params))
+
+
+def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation):
+    """The jitted update `step(state, key, batch) -> (state, metrics)`; metrics include 'loss'."""
+
+    @jax.jit
+    def step(state: TrainState, key: jax.Array, batch: tuple) -> tuple[TrainState, dict]:
+        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, key,
+                                                                           batch)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return TrainState(state.step + 1, params, opt_state), {"loss": loss, **metrics}
+
+    return step
+
+
+def _checkpoints(workdir: Path):
+    import orbax.checkpoint as ocp
+
+    return ocp.CheckpointManager(
+        (workdir / "checkpoints").resolve(),
+        options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+
+
+def restore(workdir: str | Path, target: TrainState) -> TrainState | None:
+    """The latest checkpoint in `workdir`, in the structure of `target`; None if there is none."""
+    import orbax.checkpoint as ocp
+
+    workdir = Path(workdir)
+    if not (workdir / "checkpoints").is_dir():
+        return None
+    with _checkpoints(workdir) as manager:
+        step = manager.latest_step()
+        if step is None:
+            return None
+        return manager.restore(step, args=ocp.args.StandardRestore(target))
+
+
+def train(
+    loss_fn: LossFn,
+    params: Any,
+    optimizer: optax.GradientTransformation,
+    data: tuple[np.ndarray, ...],
+    *,
+    key: jax.Array,
+    epochs: int,
+    batch_size: int,
+    workdir: str | Path | None = None,
+    resume: bool = False,
+    checkpoint_every: int | None = None,
+    log_every: int = 50,
+    desc: str = "train",
+) -> tuple[Any, list[dict]]:
+    """Train `params` on `data` (arrays sharing their leading N) for `epochs` epochs.
+
+    Args:
+      loss_fn: pure `loss_fn(params, key, batch) -> (loss, metrics)`.
+      key: a `jax.random` key; it drives both the shuffling and the per-step randomness.
+      workdir: where `metrics.jsonl` and `checkpoints/` go; None keeps nothing on disk.
+      resume: continue from the latest checkpoint in `workdir` (a fresh start if none).
+        Without it, an earlier run's checkpoints and metrics in `workdir` are replaced.
+      checkpoint_every: steps between checkpoints (default: each epoch's end); the last step is
+        always saved.
+    Returns:
+      (params, history): the trained params and one dict of mean metrics per epoch.
+    Raises:
+      TrainingDiverged: the loss became NaN/inf (checked every `log_every` steps and at each
+        epoch's end, before anything is saved).
+    """
+    import orbax.checkpoint as ocp
+
+    n = len(data[0])
+    steps_per_epoch = n // batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"batch_size must be <= the number of examples {n}, got {batch_size}")
+    total = epochs * steps_per_epoch
+    checkpoint_every = checkpoint_every or steps_per_epoch
+    data_key, step_key = jax.random.split(key)
+    step_fn = make_train_step(loss_fn, optimizer)
+    state = init_state(params, optimizer)
+
+    manager, metrics_path, history = None, None, []
+    if workdir is not None:
+        workdir = Path(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        metrics_path = workdir / "metrics.jsonl"
+        if not resume:
+            shutil.rmtree(workdir / "checkpoints", ignore_errors=True)
+            metrics_path.unlink(missing_ok=True)
+        manager = _checkpoints(workdir)
+        if resume and manager.latest_step() is not None:
+            state = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(state))
+            log.info("%s: resumed from step %d", desc, int(state.step))
+            if metrics_path.exists():  # keep only the epochs the checkpoint already contains
+                lines = [json.loads(x) for x in metrics_path.read_text().splitlines() if x]
+                history = [h for h in lines if h["step"] <= int(state.step)]
+                metrics_path.write_text("".join(json.dumps(h) + "\n" for h in history))
+
+    start = int(state.step)
+    bar = tqdm(total=total, initial=start, desc=desc, unit="step", leave=False)
+    pending: list[dict] = []
+    epoch_start = time.perf_counter()
+    try:
+        for s in range(start, total):
+            epoch, i = divmod(s, steps_per_epoch)
+            if i == 0 or s == start:
+                idx = batch_indices(jax.random.fold_in(data_key, epoch), n, batch_size)
+            batch = tuple(a[idx[i]] for a in data)
+            state, metrics = step_fn(state, jax.random.fold_in(step_key, s), batch)
+            pending.append(metrics)
+            done = s + 1
+            end_of_epoch = done % steps_per_epoch == 0
+            if done % log_every == 0 or end_of_epoch or done == total:
+                means = _mean_finite(pending, desc, done, manager)  # running epoch means
+                bar.set_postfix(loss=f"{means['loss']:.4f}")
+            bar.update()
+            if end_of_epoch:
+                row = {"epoch": epoch + 1, "step": done, **means,
+                       "seconds": round(time.perf_counter() - epoch_start, 3)}
+                history.append(row)
+                pending, epoch_start = [], time.perf_counter()
+                if metrics_path is not None:
+                    with metrics_path.open("a") as f:
+                        f.write(json.dumps(row) + "\n")
+            if manager is not None and (done % checkpoint_every == 0 or done == total):
+                manager.save(done, args=ocp.args.StandardSave(state))
+    finally:
+        bar.close()
+        if manager is not None:
+            manager.wait_until_finished()
+            manager.close()
+    return state.params, history
+
+
+def _mean_finite(pending: list[dict], desc: str, step: int, manager) -> dict:
+    means = {k: float(np.mean([float(m[k]) for m in pending])) for k in pending[0]}
+    if not all(math.isfinite(v) for v in means.values()):
+        last = manager.latest_step() if manager is not None else None
+        kept = f"last good checkpoint: step {last}" if last is not None else "no checkpoint kept"
+        raise TrainingDiverged(f"{desc}: loss became NaN/inf by step {step} ({kept})")
+    return means
+
+
+def map_batches(fn: Callable, arrays: tuple[np.ndarray, ...], batch_size: int = 1000) -> Any:
+    """Apply a jitted per-batch `fn(*batch) -> pytree of (B, ...)` over all N examples, in order.
+
+    The last batch is padded to full size (one compilation) and the padding dropped.
+    """
+    n = len(arrays[0])
+    outs = []
+    for lo in range(0, n, batch_size):
+        batch = [a[lo:lo + batch_size] for a in arrays]
+        short = batch_size - len(batch[0])
+        if short:
+            batch = [np.concatenate([b, np.repeat(b[-1:], short, axis=0)]) for b in batch]
+        out = jax.device_get(fn(*batch))
+        outs.append(jax.tree_util.tree_map(lambda o, m=batch_size - short: o[:m], out))
+    return jax.tree_util.tree_map(lambda *o: np.concatenate(o), *outs)

@@ -1,0 +1,55 @@
+import jax
+import numpy as np
+import pytest
+
+from jaxgen.data import batch_indices, batches, load_mnist
+
+OFFICIAL_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_bundled_train_and_test():
+    train = load_mnist("train", source="bundled")
+    assert train.images.shape == (5000, 28, 28, 1) and train.images.dtype == np.float32
+    assert train.labels.dtype == np.int32 and train.source == "bundled"
+    assert 0.0 <= train.images.min() and train.images.max() == 1.0
+    np.testing.assert_array_equal(np.bincount(train.labels), [500] * 10)
+    test = load_mnist("test", source="bundled")
+    assert test.images.shape == (10000, 28, 28, 1)
+    np.testing.assert_array_equal(np.bincount(test.labels), OFFICIAL_TEST_COUNTS)
+    assert 0.1 < test.images.mean() < 0.15  # MNIST's mean intensity is ~0.13
+
+
+def test_auto_falls_back_to_bundled_without_prepared_tfds(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+    data = load_mnist("test", source="auto")
+    assert data.source == "bundled" and len(data.labels) == 10000
+
+
+def test_tfds_path_with_mock_data():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=24):
+        data = load_mnist("train", source="tfds")
+    assert data.source == "tfds"
+    assert data.images.shape == (24, 28, 28, 1) and data.images.dtype == np.float32
+    assert data.labels.shape == (24,) and set(np.unique(data.labels)) <= set(range(10))
+    assert 0.0 <= data.images.min() and data.images.max() <= 1.0
+
+
+@pytest.mark.parametrize("kwargs,msg", [(dict(split="validation"), "split must be one of"),
+                                        (dict(source="web"), "source must be one of")])
+def test_bad_arguments(kwargs, msg):
+    with pytest.raises(ValueError, match=msg):
+        load_mnist(**kwargs)
+
+
+def test_batches_shuffle_by_key_and_drop_the_last_partial_batch():
+    x = np.arange(103)
+    a = batch_indices(jax.random.key(0), 103, 10)
+    assert a.shape == (10, 10) and len(np.unique(a)) == 100
+    np.testing.assert_array_equal(a, batch_indices(jax.random.key(0), 103, 10))
+    assert not np.array_equal(a, batch_indices(jax.random.key(1), 103, 10))
+    got = [b for (b,) in batches(jax.random.key(0), (x,), 10, start=3)]
+    assert len(got) == 7
+    np.testing.assert_array_equal(got[0], x[a[3]])
+    with pytest.raises(ValueError, match="batch_size"):
+        batch_indices(jax.random.key(0), 5, 10)
