@@ -41,7 +41,7 @@ def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
     mlp_results = {}
     fig, axes = figure(1, 2)
     for i, (name, (act, init, opt)) in enumerate(MLP_VARIANTS.items()):
-        model = MLP(activation=act, init=init)
+        model = MLP(activation=act, initializer=init)
         params = model.init(jax.random.fold_in(key, i), train_set.images[:1])
         params, hist = train(make_loss(model), params, opt, data, key=jax.random.fold_in(key, i),
                              epochs=mlp_epochs, batch_size=32, desc=f"MLP {name}")

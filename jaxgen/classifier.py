@@ -19,14 +19,14 @@ class MLP(nn.Module):
 
     hidden: tuple[int, ...] = (100, 100)
     activation: str = "relu"
-    init: str = "he"
+    initializer: str = "he"
 
     @nn.compact
     def __call__(self, x):
         x = x.reshape(x.shape[0], -1)
         for h in self.hidden:
-            x = ACTIVATIONS[self.activation](nn.Dense(h, kernel_init=INITS[self.init])(x))
-        return nn.Dense(10, kernel_init=INITS[self.init])(x)
+            x = ACTIVATIONS[self.activation](nn.Dense(h, kernel_init=INITS[self.initializer])(x))
+        return nn.Dense(10, kernel_init=INITS[self.initializer])(x)
 
 
 class CNN(nn.Module):

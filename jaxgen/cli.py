@@ -148,7 +148,11 @@ def _cmd_bench(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="jaxgen: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("jaxgen: %(message)s"))
+    logger = logging.getLogger("jaxgen")  # our own notes only, not every library's INFO
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
     try:
         args = _parser().parse_args(argv)
         {"list": lambda a: _cmd_list(), "run": _cmd_run, "bench": _cmd_bench}[args.command](args)

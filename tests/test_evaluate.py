@@ -33,7 +33,7 @@ def test_frechet_distance_against_scipy_sqrtm():
 
 def test_fid_is_zero_for_a_set_against_itself_and_grows_with_noise(ev, test_set):
     x = test_set.images[:1000]
-    assert abs(evaluate.fid(ev, x, x)) < 1e-6
+    assert abs(evaluate.fid(ev, x, x)) < 1e-3  # vs ~100 between test halves
     noise = np.random.default_rng(0).normal(size=x.shape)
     fids = [evaluate.fid(ev, x, np.clip(x + s * noise, 0, 1)) for s in (0.1, 0.3, 0.6)]
     assert 0 < fids[0] < fids[1] < fids[2]

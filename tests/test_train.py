@@ -26,8 +26,8 @@ PARAMS = {"w": jnp.zeros(3), "b": jnp.zeros(())}
 
 
 def test_loss_falls_and_metrics_are_logged(tmp_path):
-    params, hist = train(loss_fn, PARAMS, optax.adam(0.05), regression_data(), key=jax.random.key(0),
-                         epochs=5, batch_size=8, workdir=tmp_path)
+    _, hist = train(loss_fn, PARAMS, optax.adam(0.05), regression_data(),
+                    key=jax.random.key(0), epochs=5, batch_size=8, workdir=tmp_path)
     assert [h["epoch"] for h in hist] == [1, 2, 3, 4, 5]
     assert hist[-1]["loss"] < 0.2 * hist[0]["loss"]
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()

@@ -44,9 +44,10 @@ def _bundled(split: str) -> MNIST:
 def _tfds(split: str, data_dir: str | None, download: bool) -> MNIST:
     import tensorflow_datasets as tfds
 
-    # A data source needs no TensorFlow: it reads the prepared files example by example.
-    source = tfds.data_source("mnist", split=split, data_dir=data_dir, download=download)
-    examples = source.__getitems__(list(range(len(source))))
+    # A data source needs no TensorFlow: it reads prepared array_record files by index.
+    source = tfds.data_source("mnist", split=split, data_dir=data_dir, download=download,
+                              builder_kwargs={"file_format": "array_record"})
+    examples = [source[i] for i in range(len(source))]
     images = np.stack([e["image"] for e in examples]).astype(np.float32) / 255.0
     labels = np.asarray([e["label"] for e in examples], np.int32)
     return MNIST(images.reshape(-1, 28, 28, 1), labels, "tfds")
