@@ -148,11 +148,13 @@ def _cmd_bench(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("jaxgen: %(message)s"))
     logger = logging.getLogger("jaxgen")  # our own notes only, not every library's INFO
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("jaxgen: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False  # absl may have configured the root logger too
     try:
         args = _parser().parse_args(argv)
         {"list": lambda a: _cmd_list(), "run": _cmd_run, "bench": _cmd_bench}[args.command](args)
