@@ -1,0 +1,129 @@
+"""DDPM (book chapter 9): forward noising, the epsilon-prediction loss, the reverse step and
+compiled samplers (ancestral DDPM and DDIM), as pure functions of an `eps_fn(x_t, t)`.
+
+    q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I)
+    q(x_{t-1} | x_t, x_0) = N(mu~_t, beta~_t I),
+        mu~_t = sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t) x_0
+                + sqrt(alpha_t) (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) x_t
+        beta~_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t
+    p(x_{t-1} | x_t) = N(mu_theta, beta~_t I),
+        mu_theta = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps(x_t, t)) / sqrt(alpha_t)
+
+`eps_fn(x_t, t)` maps a batch x_t (B, ...) and integer timesteps t (B,) in 1..T to predicted
+noise (B, ...). Each reverse step t draws its noise from `fold_in(key, t)`, so samplers that
+visit the same timesteps draw the same noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from jaxgen.diffusion.schedule import Schedule
+
+EpsFn = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def _expand(a: jax.Array, x: jax.Array) -> jax.Array:
+    """Per-example scalars (B,) (or one scalar) shaped to broadcast against x (B, ...)."""
+    a = jnp.asarray(a)
+    return a.reshape(a.shape + (1,) * (x.ndim - a.ndim))
+
+
+def q_sample(x0: jax.Array, t: jax.Array, noise: jax.Array, schedule: Schedule) -> jax.Array:
+    """x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, for t (B,) in 0..T."""
+    ab = _expand(schedule.alpha_bars[t], x0)
+    return jnp.sqrt(ab) * x0 + jnp.sqrt(1.0 - ab) * noise
+
+
+def loss(eps_fn: EpsFn, key: jax.Array, x0: jax.Array, schedule: Schedule) -> jax.Array:
+    """Per-example epsilon-prediction loss |eps - eps_fn(x_t, t)|^2 averaged over pixels, (B,).
+
+    t ~ U{1..T}, eps ~ N(0, I) drawn from `key` (the simple loss of Ho et al.; the book's).
+    """
+    kt, kn = jax.random.split(key)
+    t = jax.random.randint(kt, (x0.shape[0],), 1, schedule.T + 1)
+    noise = jax.random.normal(kn, x0.shape, x0.dtype)
+    err = eps_fn(q_sample(x0, t, noise, schedule), t) - noise
+    return jnp.mean(jnp.square(err).reshape(x0.shape[0], -1), axis=1)
+
+
+def posterior(x0: jax.Array, x_t: jax.Array, t: jax.Array, schedule: Schedule):
+    """Mean and variance of q(x_{t-1} | x_t, x_0) for t >= 1 (see the module docstring)."""
+    ab, ab_prev = schedule.alpha_bars[t], schedule.alpha_bars[t - 1]
+    beta, alpha = schedule.betas[t], schedule.alphas[t]
+    c0 = _expand(jnp.sqrt(ab_prev) * beta / (1 - ab), x0)
+    ct = _expand(jnp.sqrt(alpha) * (1 - ab_prev) / (1 - ab), x0)
+    return c0 * x0 + ct * x_t, _expand((1 - ab_prev) / (1 - ab) * beta, x0)
+
+
+def p_sample(eps_fn: EpsFn, key: jax.Array, x_t: jax.Array, t, schedule: Schedule) -> jax.Array:
+    """One reverse step x_t -> x_{t-1} with the posterior variance (no noise at t = 1)."""
+    t_batch = jnp.full((x_t.shape[0],), t)
+    eps = eps_fn(x_t, t_batch)
+    alpha, ab, beta = schedule.alphas[t], schedule.alpha_bars[t], schedule.betas[t]
+    mean = (x_t - beta / jnp.sqrt(1 - ab) * eps) / jnp.sqrt(alpha)
+    var = (1 - schedule.alpha_bars[t - 1]) / (1 - ab) * beta
+    z = jax.random.normal(jax.random.fold_in(key, t), x_t.shape, x_t.dtype)
+    return mean + jnp.where(t > 1, jnp.sqrt(var), 0.0) * z
+
+
+def sample(eps_fn: EpsFn, key: jax.Array, shape: tuple[int, ...], schedule: Schedule,
+           keep: int = 0) -> tuple[jax.Array, jax.Array]:
+    """Ancestral sampling x_T ~ N(0, I) -> x_0 as ONE `lax.scan` over t = T..1.
+
+    Args:
+      keep: also return `keep` evenly spaced intermediate x_t (for trajectory figures).
+    Returns:
+      (x_0 of `shape`, trajectory (keep, *shape)); the trajectory is empty when keep == 0.
+    """
+    x_T = jax.random.normal(jax.random.fold_in(key, 0), shape)
+    ts = jnp.arange(schedule.T, 0, -1)
+
+    def step(x, t):
+        x = p_sample(eps_fn, key, x, t, schedule)
+        return x, x
+
+    if keep == 0:
+        x0, _ = jax.lax.scan(lambda x, t: (step(x, t)[0], None), x_T, ts)
+        return x0, jnp.zeros((0, *shape))
+    x0, path = jax.lax.scan(step, x_T, ts)
+    idx = jnp.linspace(0, schedule.T - 1, keep).round().astype(int)
+    return x0, path[idx]
+
+
+def ddim_timesteps(T: int, steps: int) -> jax.Array:
+    """`steps` timesteps from T down to 1, evenly spaced (T and 1 included when steps > 1)."""
+    if not 1 <= steps <= T:
+        raise ValueError(f"steps must be in [1, {T}], got {steps}")
+    return jnp.unique(jnp.linspace(1, T, steps).round().astype(int), size=steps)[::-1]
+
+
+def ddim_sample(eps_fn: EpsFn, key: jax.Array, shape: tuple[int, ...], schedule: Schedule,
+                steps: int = 50, eta: float = 0.0) -> jax.Array:
+    """DDIM (Song et al. 2021) over `steps` timesteps as one `lax.scan`.
+
+        x0_hat = (x_t - sqrt(1 - ab_t) eps) / sqrt(ab_t)
+        sigma = eta sqrt((1 - ab_s) / (1 - ab_t)) sqrt(1 - ab_t / ab_s)
+        x_s = sqrt(ab_s) x0_hat + sqrt(1 - ab_s - sigma^2) eps + sigma z
+
+    eta = 0 is deterministic; eta = 1 with every timestep is DDPM with the posterior variance.
+    """
+    ts = ddim_timesteps(schedule.T, steps)
+    prev = jnp.concatenate([ts[1:], jnp.zeros((1,), ts.dtype)])
+    x_T = jax.random.normal(jax.random.fold_in(key, 0), shape)
+
+    def step(x, ts_pair):
+        t, s = ts_pair
+        eps = eps_fn(x, jnp.full((shape[0],), t))
+        ab_t, ab_s = schedule.alpha_bars[t], schedule.alpha_bars[s]
+        x0_hat = (x - jnp.sqrt(1 - ab_t) * eps) / jnp.sqrt(ab_t)
+        sigma = eta * jnp.sqrt((1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s))
+        z = jax.random.normal(jax.random.fold_in(key, t), shape)
+        x = jnp.sqrt(ab_s) * x0_hat + jnp.sqrt(jnp.clip(1 - ab_s - sigma**2, 0.0)) * eps
+        return x + sigma * z, None
+
+    x0, _ = jax.lax.scan(step, x_T, (ts, prev))
+    return x0
