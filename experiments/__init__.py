@@ -17,4 +17,5 @@ EXPERIMENTS = {
     "classifier": ("classifier", "MNIST MLP design choices and the CNN evaluator (FID)"),
     "vae": ("vae", "ch. 7: VAE on MNIST, -ELBO and IWAE in nats, samples, 2-D latents"),
     "hvae": ("hvae", "ch. 8: two-level hierarchical VAE on MNIST"),
+    "noising": ("noising", "ch. 9: flower.png noised step by step and in closed form"),
 }

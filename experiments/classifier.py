@@ -43,8 +43,9 @@ def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
     for i, (name, (act, init, opt)) in enumerate(MLP_VARIANTS.items()):
         model = MLP(activation=act, initializer=init)
         params = model.init(jax.random.fold_in(key, i), train_set.images[:1])
-        params, hist = train(make_loss(model), params, opt, data, key=jax.random.fold_in(key, i),
-                             epochs=mlp_epochs, batch_size=32, desc=f"MLP {name}")
+        state, hist = train(make_loss(model), params, opt, data, key=jax.random.fold_in(key, i),
+                            epochs=mlp_epochs, batch_size=32, desc=f"MLP {name}")
+        params = state.params
         acc = test_accuracy(model, params, test)
         mlp_results[name] = {"test_accuracy": acc, "train_loss": [h["loss"] for h in hist]}
         epochs = [h["epoch"] for h in hist]
@@ -58,9 +59,10 @@ def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
 
     cnn = CNN()
     params = cnn.init(jax.random.fold_in(key, 100), train_set.images[:1])
-    params, hist = train(make_loss(cnn), params, optax.adam(1e-3), data,
-                         key=jax.random.fold_in(key, 100), epochs=cnn_epochs, batch_size=64,
-                         workdir=out / "cnn", resume=resume, desc="CNN")
+    state, hist = train(make_loss(cnn), params, optax.adam(1e-3), data,
+                        key=jax.random.fold_in(key, 100), epochs=cnn_epochs, batch_size=64,
+                        workdir=out / "cnn", resume=resume, desc="CNN")
+    params = state.params
     acc = test_accuracy(cnn, params, test)
     evaluate.save(params, out / "evaluator.msgpack")
 

@@ -39,9 +39,10 @@ def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
     model = hvae.HVAE()
     params = model.init(key, x_train[:1], key)
     n_params = sum(p.size for p in jax.tree_util.tree_leaves(params))
-    params, hist = train(loss(model), params, optax.adam(1e-3), (x_train,), key=key,
-                         epochs=epochs, batch_size=32, workdir=out / "train", resume=resume,
-                         desc="HVAE")
+    state, hist = train(loss(model), params, optax.adam(1e-3), (x_train,), key=key,
+                        epochs=epochs, batch_size=32, workdir=out / "train", resume=resume,
+                        desc="HVAE")
+    params = state.params
 
     def neg_elbo(kk, x):
         t = hvae.terms(model.apply(params, x, kk), x)

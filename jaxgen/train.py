@@ -2,9 +2,13 @@
 from an explicit key, tqdm progress, `metrics.jsonl`, Orbax checkpoints and exact resume.
 
 The loss is a pure function `loss_fn(params, key, batch) -> (loss, metrics)`: a scalar to
-minimise and a dict of scalar metrics. Step s uses the key `fold_in(key, s)` and epoch e
-shuffles with `fold_in(data_key, e)`, so a run resumed from a checkpoint at step s continues
-with exactly the batches and noise an uninterrupted run would have used.
+minimise and a dict of scalar metrics. A model with non-trainable state (BatchNorm statistics)
+passes `model_state` to `train`; its loss is then
+`loss_fn(params, key, batch, model_state) -> (loss, metrics, new_model_state)`.
+
+Step s uses the key `fold_in(key, s)` and epoch e shuffles with `fold_in(data_key, e)`, so a
+run resumed from a checkpoint at step s continues with exactly the batches and noise an
+uninterrupted run would have used.
 """
 
 from __future__ import annotations
@@ -37,26 +41,48 @@ class TrainState(NamedTuple):
     step: jax.Array  # int32 scalar
     params: Any
     opt_state: Any
+    model_state: Any = None  # e.g. {'batch_stats': ...}; None when the model has none
+    ema_params: Any = None  # exponential moving average of params; None when not kept
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or inf; the last good checkpoint is kept."""
 
 
-def init_state(params: Any, optimizer: optax.GradientTransformation) -> TrainState:
-    return TrainState(jnp.asarray(0, jnp.int32), params, optimizer.init(params))
+def init_state(params: Any, optimizer: optax.GradientTransformation, model_state: Any = None,
+               ema: bool = False) -> TrainState:
+    return TrainState(jnp.asarray(0, jnp.int32), params, optimizer.init(params), model_state,
+                      params if ema else None)
 
 
-def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation):
-    """The jitted update `step(state, key, batch) -> (state, metrics)`; metrics include 'loss'."""
+def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation,
+                    ema_decay: float | None = None):
+    """The jitted update `step(state, key, batch) -> (state, metrics)`; metrics include 'loss'.
+
+    With `state.model_state` set, the loss also takes and returns the model state. With
+    `ema_decay`, `state.ema_params` <- decay * ema_params + (1 - decay) * params each step.
+    """
 
     @jax.jit
     def step(state: TrainState, key: jax.Array, batch: tuple) -> tuple[TrainState, dict]:
-        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, key,
-                                                                           batch)
+        if state.model_state is None:
+            def objective(params):
+                loss, metrics = loss_fn(params, key, batch)
+                return loss, (metrics, None)
+        else:
+            def objective(params):
+                loss, metrics, model_state = loss_fn(params, key, batch, state.model_state)
+                return loss, (metrics, model_state)
+        (loss, (metrics, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(
+            state.params)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        return TrainState(state.step + 1, params, opt_state), {"loss": loss, **metrics}
+        ema = state.ema_params
+        if ema_decay is not None:
+            ema = jax.tree_util.tree_map(lambda e, p: ema_decay * e + (1 - ema_decay) * p,
+                                         ema, params)
+        new = TrainState(state.step + 1, params, opt_state, model_state, ema)
+        return new, {"loss": loss, **metrics}
 
     return step
 
@@ -97,7 +123,9 @@ def train(
     checkpoint_every: int | None = None,
     log_every: int = 50,
     desc: str = "train",
-) -> tuple[Any, list[dict]]:
+    model_state: Any = None,
+    ema_decay: float | None = None,
+) -> tuple[TrainState, list[dict]]:
     """Train `params` on `data` (arrays sharing their leading N) for `epochs` epochs.
 
     Args:
@@ -108,8 +136,11 @@ def train(
         Without it, an earlier run's checkpoints and metrics in `workdir` are replaced.
       checkpoint_every: steps between checkpoints (default: each epoch's end); the last step is
         always saved.
+      model_state: non-trainable state (e.g. BatchNorm statistics); see the module docstring.
+      ema_decay: keep an exponential moving average of the params (for sampling).
     Returns:
-      (params, history): the trained params and one dict of mean metrics per epoch.
+      (state, history): the final `TrainState` (`.params`, `.model_state`, `.ema_params`) and
+      one dict of mean metrics per epoch.
     Raises:
       TrainingDiverged: the loss became NaN/inf (checked every `log_every` steps and at each
         epoch's end, before anything is saved).
@@ -123,8 +154,8 @@ def train(
     total = epochs * steps_per_epoch
     checkpoint_every = checkpoint_every or steps_per_epoch
     data_key, step_key = jax.random.split(key)
-    step_fn = make_train_step(loss_fn, optimizer)
-    state = init_state(params, optimizer)
+    step_fn = make_train_step(loss_fn, optimizer, ema_decay)
+    state = init_state(params, optimizer, model_state, ema=ema_decay is not None)
 
     manager, metrics_path, history = None, None, []
     if workdir is not None:
@@ -176,7 +207,7 @@ def train(
         if manager is not None:
             manager.wait_until_finished()
             manager.close()
-    return state.params, history
+    return state, history
 
 
 def _mean_finite(pending: list[dict], desc: str, step: int, manager) -> dict:

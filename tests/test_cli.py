@@ -54,6 +54,10 @@ def test_each_experiment_writes_figures_and_metrics(name, tmp_path):
     if name == "em":  # the book's run, end to end
         assert metrics["n_iter"] == 9 and metrics["best_k_by_bic"] == 2
         assert metrics["final_mean_log_likelihood"] == pytest.approx(-4.155381, abs=1e-4)
+    if name == "noising":  # iterated and closed-form noising agree with q(x_t | x_0)
+        for method in ("iterated", "closed_form"):
+            for key in ("z2", "var_ratio"):
+                assert all(0.9 < v < 1.1 for v in metrics[method][key].values())
     if name == "classifier":
         assert (tmp_path / "evaluator.msgpack").stat().st_size > 1e6
         assert metrics["test_accuracy"] > 0.9

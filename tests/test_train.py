@@ -58,7 +58,8 @@ def test_resume_equals_uninterrupted_run(tmp_path, monkeypatch):
     assert int(restore(tmp_path / "cut", train_lib.init_state(PARAMS, opt)).step) == 12
     resumed, hist = train(loss_fn, PARAMS, opt, data, key=key, epochs=3, batch_size=8,
                           workdir=tmp_path / "cut", resume=True, checkpoint_every=6)
-    for a, b in zip(jax.tree_util.tree_leaves(full), jax.tree_util.tree_leaves(resumed),
+    for a, b in zip(jax.tree_util.tree_leaves(full.params),
+                    jax.tree_util.tree_leaves(resumed.params),
                     strict=True):
         np.testing.assert_array_equal(a, b)
     assert [h["epoch"] for h in hist] == [1, 2, 3]
@@ -81,3 +82,19 @@ def test_map_batches_pads_and_trims():
     fn = jax.jit(lambda x: x * 2)
     out = train_lib.map_batches(fn, (np.arange(10.0),), batch_size=4)
     np.testing.assert_array_equal(out, np.arange(10.0) * 2)
+
+
+def test_model_state_and_parameter_ema():
+    # constant gradient: SGD(lr=1) moves w by -1 per step; the state counts steps
+    def loss(params, key, batch, model_state):
+        return params["w"], {}, {"count": model_state["count"] + 1}
+
+    data = (np.zeros((16, 1), np.float32),)
+    state, _ = train(loss, {"w": jnp.zeros(())}, optax.sgd(1.0), data, key=jax.random.key(0),
+                     epochs=2, batch_size=4, model_state={"count": jnp.zeros(())},
+                     ema_decay=0.5)
+    assert float(state.model_state["count"]) == 8 and float(state.params["w"]) == -8
+    ema = 0.0
+    for s in range(1, 9):
+        ema = 0.5 * ema + 0.5 * (-s)
+    assert float(state.ema_params["w"]) == pytest.approx(ema)
