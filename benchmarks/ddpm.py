@@ -1,0 +1,151 @@
+"""DDPM: the book's U-Net train step (batch 128) jaxgen vs PyTorch eager, achieved GFLOP/s
+against the `jnp.dot` peak measured in the same run; sampling as one `lax.scan` vs a Python
+loop of jitted steps, and DDIM-50 vs DDPM-1000 (with a small U-Net, so it fits on a CPU)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxgen import diffusion
+from jaxgen.benchmarks.common import dot_peak_gflops, machine, median_seconds
+from jaxgen.diffusion import ddpm
+from jaxgen.train import init_state, make_train_step
+
+
+def _loss(net, schedule):
+    def loss(params, key, batch, model_state):
+        (x0,) = batch
+        updates = {}
+
+        def eps_fn(x, t):
+            out, new = net.apply({"params": params, **model_state}, x, t, train=True,
+                                 mutable=["batch_stats"])
+            updates.update(new)
+            return out
+
+        return jnp.mean(ddpm.loss(eps_fn, key, x0, schedule)), {}, updates
+
+    return loss
+
+
+def _torch_unet_step(batch: int):
+    """The book's U-Net and train step in PyTorch eager (NCHW), or None without torch."""
+    try:
+        import torch
+        from torch import nn
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+
+    class ConvBlock(nn.Module):
+        def __init__(self, c_in, c_out, t_dim=100):
+            super().__init__()
+            self.convs = nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1),
+                                       nn.BatchNorm2d(c_out), nn.ReLU(),
+                                       nn.Conv2d(c_out, c_out, 3, padding=1),
+                                       nn.BatchNorm2d(c_out), nn.ReLU())
+            self.mlp = nn.Sequential(nn.Linear(t_dim, c_in), nn.ReLU(), nn.Linear(c_in, c_in))
+
+        def forward(self, x, v):
+            return self.convs(x + self.mlp(v)[:, :, None, None])
+
+    class UNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.down1, self.down2 = ConvBlock(1, 64), ConvBlock(64, 128)
+            self.bot1 = ConvBlock(128, 256)
+            self.up2, self.up1 = ConvBlock(128 + 256, 128), ConvBlock(128 + 64, 64)
+            self.out = nn.Conv2d(64, 1, 1)
+            self.pool = nn.MaxPool2d(2)
+            self.upsample = nn.Upsample(scale_factor=2, mode="bilinear")
+
+        def forward(self, x, v):
+            x1 = self.down1(x, v)
+            x2 = self.down2(self.pool(x1), v)
+            x = self.upsample(self.bot1(self.pool(x2), v))
+            x = self.upsample(self.up2(torch.cat([x, x2], 1), v))
+            return self.out(self.up1(torch.cat([x, x1], 1), v))
+
+    net = UNet()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x0 = torch.rand(batch, 1, 28, 28)
+    v = torch.randn(batch, 100)  # the time embedding's cost is negligible next to the convs
+
+    def step():
+        noise = torch.randn_like(x0)
+        loss = ((net(x0 + noise, v) - noise) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step, torch.__version__
+
+
+def run(*, quick: bool) -> dict:
+    batch = 32 if quick else 128
+    repeats = 2 if quick else 3
+    schedule = diffusion.linear()
+    net = diffusion.UNet()
+    key = jax.random.key(0)
+    x = jax.random.uniform(key, (batch, 28, 28, 1))
+    variables = net.init(key, x[:1], jnp.ones((1,), jnp.int32))
+    params = variables.pop("params")
+    opt = optax.adam(1e-3)
+    step = make_train_step(_loss(net, schedule), opt)
+    state = [init_state(params, opt, dict(variables))]
+
+    def call():
+        state[0], m = step(state[0], key, (x,))
+        return m
+
+    t_jax = median_seconds(call, repeats, warmup=1)
+    cost = step.lower(state[0], key, (x,)).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    flops = float(cost.get("flops", 0.0))
+    peak = dot_peak_gflops()
+    rows = [dict(case=f"U-Net train step, batch {batch}", impl="jaxgen jit", seconds=t_jax,
+                 gflops=flops / t_jax / 1e9)]
+    notes = [f"jnp.dot peak in this run: {peak:.1f} GFLOP/s; the jaxgen step runs "
+             f"{flops / 1e9:.1f} GFLOP (XLA's count) at {100 * flops / t_jax / 1e9 / peak:.0f}% "
+             "of it"]
+    torch_step = _torch_unet_step(batch)
+    if torch_step is None:
+        notes.append("PyTorch not installed: no eager baseline (pip install torch==2.13.0)")
+    else:
+        fn, version = torch_step
+        t_torch = median_seconds(fn, repeats, warmup=1)
+        rows[0]["vs_torch"] = t_torch / t_jax
+        rows.append(dict(case=f"U-Net train step, batch {batch}", impl=f"PyTorch {version} eager",
+                         seconds=t_torch, vs_torch=1.0))
+
+    small = diffusion.UNet(widths=(16, 32, 64), norm="group")
+    p_small = small.init(key, x[:1], jnp.ones((1,), jnp.int32))
+    eps_fn = lambda xt, t: small.apply(p_small, xt, t)  # noqa: E731
+    shape = (8, 28, 28, 1)
+    scanned = jax.jit(lambda k: ddpm.sample(eps_fn, k, shape, schedule)[0])
+    one_step = jax.jit(lambda k, xt, t: ddpm.p_sample(eps_fn, k, xt, t, schedule))
+    ddim = jax.jit(lambda k: ddpm.ddim_sample(eps_fn, k, shape, schedule, steps=50))
+
+    def python_loop(k):
+        xt = jax.random.normal(jax.random.fold_in(k, 0), shape)
+        for t in range(schedule.T, 0, -1):
+            xt = one_step(k, xt, t)
+        return xt
+
+    t_scan = median_seconds(lambda: scanned(key), repeats, warmup=1)
+    t_loop = median_seconds(lambda: python_loop(key), repeats, warmup=1)
+    t_ddim = median_seconds(lambda: ddim(key), repeats, warmup=1)
+    same = bool(np.allclose(scanned(key), python_loop(key), atol=1e-4))
+    case = "sampling 8 images, U-Net 16-32-64"
+    rows += [dict(case=case, impl="DDPM-1000, one lax.scan", seconds=t_scan),
+             dict(case=case, impl="DDPM-1000, Python loop of jitted steps", seconds=t_loop,
+                  scan_speedup=t_loop / t_scan),
+             dict(case=case, impl="DDIM-50, one lax.scan", seconds=t_ddim,
+                  vs_ddpm_1000=t_scan / t_ddim)]
+    notes.append(f"scanned and looped samplers agree to 1e-4: {same}")
+    return {"machine": machine(), "rows": rows, "notes": notes, "dot_peak_gflops": peak,
+            "train_step_gflop": flops / 1e9}
