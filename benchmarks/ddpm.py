@@ -12,23 +12,8 @@ import optax
 from jaxgen import diffusion
 from jaxgen.benchmarks.common import dot_peak_gflops, machine, median_seconds
 from jaxgen.diffusion import ddpm
+from jaxgen.diffusion.objective import make_loss
 from jaxgen.train import init_state, make_train_step
-
-
-def _loss(net, schedule):
-    def loss(params, key, batch, model_state):
-        (x0,) = batch
-        updates = {}
-
-        def eps_fn(x, t):
-            out, new = net.apply({"params": params, **model_state}, x, t, train=True,
-                                 mutable=["batch_stats"])
-            updates.update(new)
-            return out
-
-        return jnp.mean(ddpm.loss(eps_fn, key, x0, schedule)), {}, updates
-
-    return loss
 
 
 def _torch_unet_step(batch: int):
@@ -92,10 +77,10 @@ def run(*, quick: bool) -> dict:
     net = diffusion.UNet()
     key = jax.random.key(0)
     x = jax.random.uniform(key, (batch, 28, 28, 1))
-    variables = net.init(key, x[:1], jnp.ones((1,), jnp.int32))
+    variables = jax.jit(net.init)(key, x[:1], jnp.ones((1,), jnp.int32))
     params = variables.pop("params")
     opt = optax.adam(1e-3)
-    step = make_train_step(_loss(net, schedule), opt)
+    step = make_train_step(make_loss(net, schedule, stateful=True), opt)
     state = [init_state(params, opt, dict(variables))]
 
     def call():
@@ -123,7 +108,7 @@ def run(*, quick: bool) -> dict:
                          seconds=t_torch, vs_torch=1.0))
 
     small = diffusion.UNet(widths=(16, 32, 64), norm="group")
-    p_small = small.init(key, x[:1], jnp.ones((1,), jnp.int32))
+    p_small = jax.jit(small.init)(key, x[:1], jnp.ones((1,), jnp.int32))
     eps_fn = lambda xt, t: small.apply(p_small, xt, t)  # noqa: E731
     shape = (8, 28, 28, 1)
     scanned = jax.jit(lambda k: ddpm.sample(eps_fn, k, shape, schedule)[0])

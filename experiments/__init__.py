@@ -18,4 +18,5 @@ EXPERIMENTS = {
     "vae": ("vae", "ch. 7: VAE on MNIST, -ELBO and IWAE in nats, samples, 2-D latents"),
     "hvae": ("hvae", "ch. 8: two-level hierarchical VAE on MNIST"),
     "noising": ("noising", "ch. 9: flower.png noised step by step and in closed form"),
+    "ddpm": ("ddpm", "ch. 9: DDPM with the book's U-Net on MNIST; DDPM and DDIM samples"),
 }

@@ -58,7 +58,7 @@ def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
     save_figure(fig, out / "mlp_comparison.png")
 
     cnn = CNN()
-    params = cnn.init(jax.random.fold_in(key, 100), train_set.images[:1])
+    params = jax.jit(cnn.init)(jax.random.fold_in(key, 100), train_set.images[:1])
     state, hist = train(make_loss(cnn), params, optax.adam(1e-3), data,
                         key=jax.random.fold_in(key, 100), epochs=cnn_epochs, batch_size=64,
                         workdir=out / "cnn", resume=resume, desc="CNN")

@@ -32,7 +32,7 @@ class Evaluator(NamedTuple):
 
 
 def _template():
-    return CNN().init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+    return jax.jit(CNN().init)(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
 
 
 def save(params: Any, path: str | Path) -> Path:

@@ -13,6 +13,7 @@ uninterrupted run would have used.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -55,6 +56,7 @@ def init_state(params: Any, optimizer: optax.GradientTransformation, model_state
                       params if ema else None)
 
 
+@functools.lru_cache(maxsize=32)  # the same loss and optimizer reuse one compiled step
 def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation,
                     ema_decay: float | None = None):
     """The jitted update `step(state, key, batch) -> (state, metrics)`; metrics include 'loss'.
