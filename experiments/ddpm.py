@@ -28,6 +28,7 @@ CONFIGS = {
                   train_size=None),
 }
 DDIM_STEPS = 50
+CLIP = (0.0, 1.0)  # clip x0_hat to the pixel range while sampling (beyond the book)
 
 
 def judge(ev, images, reference) -> dict:
@@ -59,9 +60,11 @@ def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
                    **(state.model_state or {})}
     eps_fn = lambda xt, t: net.apply(sample_vars, xt, t, train=False)  # noqa: E731
     shape = (cfg["n_samples"], 28, 28, 1)
-    x_ddpm, path = jax.jit(lambda k: ddpm.sample(eps_fn, k, shape, schedule, keep=10))(
+    x_ddpm, path = jax.jit(lambda k: ddpm.sample(eps_fn, k, shape, schedule, keep=10,
+                                                    clip=CLIP))(
         jax.random.fold_in(key, 1))
-    x_ddim = jax.jit(lambda k: ddpm.ddim_sample(eps_fn, k, shape, schedule, DDIM_STEPS))(
+    x_ddim = jax.jit(lambda k: ddpm.ddim_sample(eps_fn, k, shape, schedule, DDIM_STEPS,
+                                                     clip=CLIP))(
         jax.random.fold_in(key, 2))
     x_ddpm, x_ddim = np.clip(np.asarray(x_ddpm), 0, 1), np.clip(np.asarray(x_ddim), 0, 1)
 

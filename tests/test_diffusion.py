@@ -134,3 +134,19 @@ def test_ddpm_experiment_end_to_end_in_a_tiny_configuration(tmp_path, monkeypatc
                                                                             "ddim_50"}
     for fig in m["figures"]:
         assert (tmp_path / fig).read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("clip", [None, (0.0, 1.0)])
+def test_samplers_recover_a_point_mass_with_the_exact_eps(clip):
+    # data = the constant image c: the optimal eps(x_t, t) is (x_t - sqrt(ab_t) c) / sqrt(1 - ab_t)
+    c = 0.3
+
+    def eps_fn(x, t):
+        ab = SCHEDULE.alpha_bars[t][:, None, None, None]
+        return (x - jnp.sqrt(ab) * c) / jnp.sqrt(1 - ab)
+
+    key, shape = jax.random.key(0), (4, 8, 8, 1)
+    x = jax.jit(lambda k: ddpm.sample(eps_fn, k, shape, SCHEDULE, clip=clip)[0])(key)
+    y = jax.jit(lambda k: ddpm.ddim_sample(eps_fn, k, shape, SCHEDULE, 50, clip=clip))(key)
+    np.testing.assert_allclose(x, c, atol=1e-4)
+    np.testing.assert_allclose(y, c, atol=1e-4)

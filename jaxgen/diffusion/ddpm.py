@@ -59,23 +59,41 @@ def posterior(x0: jax.Array, x_t: jax.Array, t: jax.Array, schedule: Schedule):
     return c0 * x0 + ct * x_t, _expand((1 - ab_prev) / (1 - ab) * beta, x0)
 
 
-def p_sample(eps_fn: EpsFn, key: jax.Array, x_t: jax.Array, t, schedule: Schedule) -> jax.Array:
-    """One reverse step x_t -> x_{t-1} with the posterior variance (no noise at t = 1)."""
+def predict_x0(x_t: jax.Array, eps: jax.Array, t, schedule: Schedule) -> jax.Array:
+    """x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)."""
+    ab = schedule.alpha_bars[t]
+    return (x_t - jnp.sqrt(1 - ab) * eps) / jnp.sqrt(ab)
+
+
+def p_sample(eps_fn: EpsFn, key: jax.Array, x_t: jax.Array, t, schedule: Schedule,
+             clip: tuple[float, float] | None = None) -> jax.Array:
+    """One reverse step x_t -> x_{t-1} with the posterior variance (no noise at t = 1).
+
+    clip=None is the book's step. clip=(lo, hi) clips the implied x0_hat to the data range and
+    takes the posterior mean given it (Ho et al.'s clip_denoised; beyond the book): the same
+    step when x0_hat is in range, and a guard against an imperfect eps compounding over 1000
+    divisions by sqrt(alpha_t).
+    """
     t_batch = jnp.full((x_t.shape[0],), t)
     eps = eps_fn(x_t, t_batch)
     alpha, ab, beta = schedule.alphas[t], schedule.alpha_bars[t], schedule.betas[t]
-    mean = (x_t - beta / jnp.sqrt(1 - ab) * eps) / jnp.sqrt(alpha)
+    if clip is None:
+        mean = (x_t - beta / jnp.sqrt(1 - ab) * eps) / jnp.sqrt(alpha)
+    else:
+        x0 = jnp.clip(predict_x0(x_t, eps, t, schedule), *clip)
+        mean, _ = posterior(x0, x_t, t_batch, schedule)
     var = (1 - schedule.alpha_bars[t - 1]) / (1 - ab) * beta
     z = jax.random.normal(jax.random.fold_in(key, t), x_t.shape, x_t.dtype)
     return mean + jnp.where(t > 1, jnp.sqrt(var), 0.0) * z
 
 
 def sample(eps_fn: EpsFn, key: jax.Array, shape: tuple[int, ...], schedule: Schedule,
-           keep: int = 0) -> tuple[jax.Array, jax.Array]:
+           keep: int = 0, clip: tuple[float, float] | None = None) -> tuple[jax.Array, jax.Array]:
     """Ancestral sampling x_T ~ N(0, I) -> x_0 as ONE `lax.scan` over t = T..1.
 
     Args:
       keep: also return `keep` evenly spaced intermediate x_t (for trajectory figures).
+      clip: see `p_sample`.
     Returns:
       (x_0 of `shape`, trajectory (keep, *shape)); the trajectory is empty when keep == 0.
     """
@@ -83,7 +101,7 @@ def sample(eps_fn: EpsFn, key: jax.Array, shape: tuple[int, ...], schedule: Sche
     ts = jnp.arange(schedule.T, 0, -1)
 
     def step(x, t):
-        x = p_sample(eps_fn, key, x, t, schedule)
+        x = p_sample(eps_fn, key, x, t, schedule, clip)
         return x, x
 
     if keep == 0:
@@ -102,7 +120,8 @@ def ddim_timesteps(T: int, steps: int) -> jax.Array:
 
 
 def ddim_sample(eps_fn: EpsFn, key: jax.Array, shape: tuple[int, ...], schedule: Schedule,
-                steps: int = 50, eta: float = 0.0) -> jax.Array:
+                steps: int = 50, eta: float = 0.0,
+                clip: tuple[float, float] | None = None) -> jax.Array:
     """DDIM (Song et al. 2021) over `steps` timesteps as one `lax.scan`.
 
         x0_hat = (x_t - sqrt(1 - ab_t) eps) / sqrt(ab_t)
@@ -110,6 +129,7 @@ def ddim_sample(eps_fn: EpsFn, key: jax.Array, shape: tuple[int, ...], schedule:
         x_s = sqrt(ab_s) x0_hat + sqrt(1 - ab_s - sigma^2) eps + sigma z
 
     eta = 0 is deterministic; eta = 1 with every timestep is DDPM with the posterior variance.
+    clip=(lo, hi) clips x0_hat and recomputes eps from it (see `p_sample`).
     """
     ts = ddim_timesteps(schedule.T, steps)
     prev = jnp.concatenate([ts[1:], jnp.zeros((1,), ts.dtype)])
@@ -120,6 +140,9 @@ def ddim_sample(eps_fn: EpsFn, key: jax.Array, shape: tuple[int, ...], schedule:
         eps = eps_fn(x, jnp.full((shape[0],), t))
         ab_t, ab_s = schedule.alpha_bars[t], schedule.alpha_bars[s]
         x0_hat = (x - jnp.sqrt(1 - ab_t) * eps) / jnp.sqrt(ab_t)
+        if clip is not None:
+            x0_hat = jnp.clip(x0_hat, *clip)
+            eps = (x - jnp.sqrt(ab_t) * x0_hat) / jnp.sqrt(1 - ab_t)
         sigma = eta * jnp.sqrt((1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s))
         z = jax.random.normal(jax.random.fold_in(key, t), shape)
         x = jnp.sqrt(ab_s) * x0_hat + jnp.sqrt(jnp.clip(1 - ab_s - sigma**2, 0.0)) * eps
