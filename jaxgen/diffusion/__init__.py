@@ -11,6 +11,8 @@ from jaxgen.diffusion.ddpm import (
 )
 from jaxgen.diffusion.schedule import Schedule, cosine, from_betas, linear
 from jaxgen.diffusion.unet import UNet, sinusoidal_embedding
+from jaxgen.diffusion.vlb import bits_per_dim
 
-__all__ = ["Schedule", "UNet", "cosine", "ddim_sample", "ddim_timesteps", "from_betas", "linear",
-           "loss", "p_sample", "posterior", "q_sample", "sample", "sinusoidal_embedding"]
+__all__ = ["Schedule", "UNet", "bits_per_dim", "cosine", "ddim_sample", "ddim_timesteps",
+           "from_betas", "linear", "loss", "p_sample", "posterior", "q_sample", "sample",
+           "sinusoidal_embedding"]
