@@ -19,4 +19,10 @@ EXPERIMENTS = {
     "hvae": ("hvae", "ch. 8: two-level hierarchical VAE on MNIST"),
     "noising": ("noising", "ch. 9: flower.png noised step by step and in closed form"),
     "ddpm": ("ddpm", "ch. 9: DDPM with the book's U-Net on MNIST; DDPM and DDIM samples"),
+    "conditional": ("conditional", "ch. 10: a label-conditioned DDPM, one row per digit"),
+    "cfg": ("cfg", "ch. 10: classifier-free guidance, gamma in {0, 1, 3, 5}"),
+    "classifier-guidance": ("classifier_guidance",
+                            "ch. 10: an unconditional DDPM steered by a noisy-image classifier"),
+    "latent-diffusion": ("latent_diffusion",
+                         "ch. 10: CFG diffusion in an autoencoder's 8x8x2 latent space"),
 }

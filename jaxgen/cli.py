@@ -4,6 +4,8 @@
     jaxgen run NAME [--out DIR] [--seed N] [--quick]
     jaxgen run all [--out DIR] [--seed N]
     jaxgen bench [NAME] [--quick] [--out DIR]
+    jaxgen sample CHECKPOINT [--label L] [--guidance G] [--n N] [--steps S]
+                  [--sampler ddim|ddpm] [--seed N] [--out grid.png]
 
 A user mistake (unknown name, bad flag, unusable path) prints one line on stderr and exits 2.
 """
@@ -48,7 +50,63 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="small sizes, a smoke test")
     b.add_argument("--out", type=Path, default=Path("runs/bench"),
                    help="directory for the JSON results (default runs/bench)")
+    s = sub.add_parser("sample", help="sample a grid from a trained diffusion model")
+    s.add_argument("checkpoint", type=Path,
+                   help="a `jaxgen run` output folder holding model.json (ddpm, conditional, "
+                        "cfg, classifier-guidance, latent-diffusion)")
+    s.add_argument("--label", type=int, help="the digit to ask for (conditional models; "
+                   "default: every digit in turn)")
+    s.add_argument("--guidance", type=float, default=1.0,
+                   help="classifier-free guidance scale gamma >= 0 (default 1: conditional)")
+    s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    s.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
+    s.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim",
+                   help="ddim (--steps steps) or ddpm (ancestral, all T steps)")
+    s.add_argument("--seed", type=int, default=0, help="seed for jax.random (default 0)")
+    s.add_argument("--out", type=Path, default=Path("samples.png"),
+                   help="PNG to write (default samples.png)")
     return p
+
+
+def _cmd_sample(args) -> None:
+    import math
+
+    import jax
+    import numpy as np
+
+    from jaxgen.diffusion import pipeline
+    from jaxgen.experiments._common import image_grid
+    from jaxgen.io import figure, save_figure
+
+    if args.n < 1:
+        raise UsageError(f"--n must be >= 1, got {args.n}")
+    if args.out.suffix.lower() != ".png":
+        raise UsageError(f"--out must be a .png file, got {args.out}")
+    try:
+        model = pipeline.load(args.checkpoint)
+        labels = None
+        if model.num_classes is not None:
+            labels = (np.full(args.n, args.label) if args.label is not None
+                      else np.arange(args.n) % model.num_classes)
+        elif args.label is not None:
+            labels = np.full(args.n, args.label)  # rejected below, with the reason
+        pipeline.check_request(model, labels, args.guidance)
+        if not 1 <= args.steps <= model.T:
+            raise ValueError(f"steps must be in 1..{model.T}, got {args.steps}")
+    except ValueError as e:  # messages start with the argument they are about
+        msg = str(e)
+        flag = msg.split()[0].rstrip(":")
+        raise UsageError(f"--{msg}" if flag in ("label", "guidance", "steps") else msg) from e
+    images = pipeline.generate(model, jax.random.key(args.seed), args.n, labels,
+                               gamma=args.guidance, sampler=args.sampler, steps=args.steps)
+    rows = math.ceil(math.sqrt(args.n))
+    fig, ax = figure(size=(6, 6))
+    what = "unconditional" if labels is None else (
+        f"label {args.label}" if args.label is not None else "labels 0-9")
+    image_grid(ax, images, rows, f"{what}, guidance {args.guidance:g}, {args.sampler}"
+                                 f"{'' if args.sampler == 'ddpm' else f'-{args.steps}'}")
+    save_figure(fig, args.out)
+    print(f"{args.n} samples -> {args.out}")
 
 
 def _out_dir(path: Path) -> Path:
@@ -157,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
         logger.propagate = False  # absl may have configured the root logger too
     try:
         args = _parser().parse_args(argv)
-        {"list": lambda a: _cmd_list(), "run": _cmd_run, "bench": _cmd_bench}[args.command](args)
+        commands = {"list": lambda a: _cmd_list(), "run": _cmd_run, "bench": _cmd_bench,
+                    "sample": _cmd_sample}
+        commands[args.command](args)
     except UsageError as e:
         print(f"jaxgen: error: {e}", file=sys.stderr)
         return 2

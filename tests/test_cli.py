@@ -42,8 +42,10 @@ def test_out_that_is_a_file_is_a_usage_error(tmp_path, capsys):
     assert "exists and is not a directory" in capsys.readouterr().err
 
 
-# ddpm's quick form takes minutes; tests/test_diffusion.py runs it in a tiny configuration
-@pytest.mark.parametrize("name", [n for n in EXPERIMENTS if n != "ddpm"])
+# trained diffusion models take minutes even in quick form: tests/test_diffusion.py and
+# tests/test_guidance.py run them in tiny configurations
+DIFFUSION_TRAINED = {"ddpm", "conditional", "cfg", "classifier-guidance", "latent-diffusion"}
+@pytest.mark.parametrize("name", [n for n in EXPERIMENTS if n not in DIFFUSION_TRAINED])
 def test_each_experiment_writes_figures_and_metrics(name, tmp_path):
     assert main(["run", name, "--quick", "--out", str(tmp_path), "--seed", "1"]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())

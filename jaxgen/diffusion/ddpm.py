@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from jaxgen.diffusion.schedule import Schedule
 
 EpsFn = Callable[[jax.Array, jax.Array], jax.Array]
+GuideFn = Callable[[jax.Array, jax.Array], jax.Array]  # (x_t, t) -> mean shift direction
 
 
 def _expand(a: jax.Array, x: jax.Array) -> jax.Array:
@@ -66,13 +67,15 @@ def predict_x0(x_t: jax.Array, eps: jax.Array, t, schedule: Schedule) -> jax.Arr
 
 
 def p_sample(eps_fn: EpsFn, key: jax.Array, x_t: jax.Array, t, schedule: Schedule,
-             clip: tuple[float, float] | None = None) -> jax.Array:
+             clip: tuple[float, float] | None = None, guide: GuideFn | None = None) -> jax.Array:
     """One reverse step x_t -> x_{t-1} with the posterior variance (no noise at t = 1).
 
     clip=None is the book's step. clip=(lo, hi) clips the implied x0_hat to the data range and
     takes the posterior mean given it (Ho et al.'s clip_denoised; beyond the book): the same
     step when x0_hat is in range, and a guard against an imperfect eps compounding over 1000
     divisions by sqrt(alpha_t).
+    guide: `guide(x_t, t) -> g` shifts the mean by Sigma_t g (classifier guidance, with
+    g = s grad log p(y | x_t); see `jaxgen.diffusion.guidance`).
     """
     t_batch = jnp.full((x_t.shape[0],), t)
     eps = eps_fn(x_t, t_batch)
@@ -83,17 +86,20 @@ def p_sample(eps_fn: EpsFn, key: jax.Array, x_t: jax.Array, t, schedule: Schedul
         x0 = jnp.clip(predict_x0(x_t, eps, t, schedule), *clip)
         mean, _ = posterior(x0, x_t, t_batch, schedule)
     var = (1 - schedule.alpha_bars[t - 1]) / (1 - ab) * beta
+    if guide is not None:
+        mean = mean + var * guide(x_t, t_batch)
     z = jax.random.normal(jax.random.fold_in(key, t), x_t.shape, x_t.dtype)
     return mean + jnp.where(t > 1, jnp.sqrt(var), 0.0) * z
 
 
 def sample(eps_fn: EpsFn, key: jax.Array, shape: tuple[int, ...], schedule: Schedule,
-           keep: int = 0, clip: tuple[float, float] | None = None) -> tuple[jax.Array, jax.Array]:
+           keep: int = 0, clip: tuple[float, float] | None = None,
+           guide: GuideFn | None = None) -> tuple[jax.Array, jax.Array]:
     """Ancestral sampling x_T ~ N(0, I) -> x_0 as ONE `lax.scan` over t = T..1.
 
     Args:
       keep: also return `keep` evenly spaced intermediate x_t (for trajectory figures).
-      clip: see `p_sample`.
+      clip, guide: see `p_sample`.
     Returns:
       (x_0 of `shape`, trajectory (keep, *shape)); the trajectory is empty when keep == 0.
     """
@@ -101,7 +107,7 @@ def sample(eps_fn: EpsFn, key: jax.Array, shape: tuple[int, ...], schedule: Sche
     ts = jnp.arange(schedule.T, 0, -1)
 
     def step(x, t):
-        x = p_sample(eps_fn, key, x, t, schedule, clip)
+        x = p_sample(eps_fn, key, x, t, schedule, clip, guide)
         return x, x
 
     if keep == 0:
@@ -120,8 +126,8 @@ def ddim_timesteps(T: int, steps: int) -> jax.Array:
 
 
 def ddim_sample(eps_fn: EpsFn, key: jax.Array, shape: tuple[int, ...], schedule: Schedule,
-                steps: int = 50, eta: float = 0.0,
-                clip: tuple[float, float] | None = None) -> jax.Array:
+                steps: int = 50, eta: float = 0.0, clip: tuple[float, float] | None = None,
+                guide: GuideFn | None = None) -> jax.Array:
     """DDIM (Song et al. 2021) over `steps` timesteps as one `lax.scan`.
 
         x0_hat = (x_t - sqrt(1 - ab_t) eps) / sqrt(ab_t)
@@ -130,6 +136,7 @@ def ddim_sample(eps_fn: EpsFn, key: jax.Array, shape: tuple[int, ...], schedule:
 
     eta = 0 is deterministic; eta = 1 with every timestep is DDPM with the posterior variance.
     clip=(lo, hi) clips x0_hat and recomputes eps from it (see `p_sample`).
+    guide: eps <- eps - sqrt(1 - ab_t) guide(x_t, t) (classifier guidance for DDIM).
     """
     ts = ddim_timesteps(schedule.T, steps)
     prev = jnp.concatenate([ts[1:], jnp.zeros((1,), ts.dtype)])
@@ -139,6 +146,8 @@ def ddim_sample(eps_fn: EpsFn, key: jax.Array, shape: tuple[int, ...], schedule:
         t, s = ts_pair
         eps = eps_fn(x, jnp.full((shape[0],), t))
         ab_t, ab_s = schedule.alpha_bars[t], schedule.alpha_bars[s]
+        if guide is not None:
+            eps = eps - jnp.sqrt(1 - ab_t) * guide(x, jnp.full((shape[0],), t))
         x0_hat = (x - jnp.sqrt(1 - ab_t) * eps) / jnp.sqrt(ab_t)
         if clip is not None:
             x0_hat = jnp.clip(x0_hat, *clip)

@@ -3,27 +3,45 @@
 from __future__ import annotations
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from jaxgen.diffusion import ddpm
 from jaxgen.diffusion.schedule import Schedule
 
 
-def make_loss(net: nn.Module, schedule: Schedule, stateful: bool):
+def drop_labels(key: jax.Array, y: jax.Array, p: float, null: int,
+                per_example: bool = True) -> jax.Array:
+    """Replace labels y (B,) by the null label with probability p: each example independently
+    (per_example=True, the usual classifier-free guidance training) or the whole batch at once
+    (per_example=False, the book's chapter 10 code)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p_uncond must be in [0, 1], got {p}")
+    drop = jax.random.bernoulli(key, p, y.shape if per_example else ())
+    return jnp.where(drop, null, y)
+
+
+def make_loss(net: nn.Module, schedule: Schedule, stateful: bool, p_uncond: float = 0.0,
+              per_example_dropout: bool = True):
     """Mean over the batch of the per-example eps-MSE (`ddpm.loss`) of `net(x_t, t, train=True)`.
 
-    stateful=False: `loss(params, key, (x0,)) -> (loss, {})` (e.g. GroupNorm).
-    stateful=True: `loss(params, key, (x0,), model_state) -> (loss, {}, new_model_state)`, with
+    Batches are `(x0,)`, or `(x0, y)` for a conditional net (`net.num_classes` set), whose labels
+    are dropped to the null label with probability `p_uncond` (see `drop_labels`).
+    stateful=False: `loss(params, key, batch) -> (loss, {})` (e.g. GroupNorm).
+    stateful=True: `loss(params, key, batch, model_state) -> (loss, {}, new_model_state)`, with
     BatchNorm's batch statistics updated in training mode, as `jaxgen.train` expects.
     """
     def loss(params, key, batch, model_state=None):
-        (x0,) = batch
+        x0, y = batch[0], (batch[1] if len(batch) > 1 else None)
+        if y is not None:
+            key, k_drop = jax.random.split(key)
+            y = drop_labels(k_drop, y, p_uncond, net.num_classes, per_example_dropout)
         updates = {}
 
         def eps_fn(x, t):
             if not stateful:
-                return net.apply({"params": params}, x, t, train=True)
-            out, new = net.apply({"params": params, **model_state}, x, t, train=True,
+                return net.apply({"params": params}, x, t, y, train=True)
+            out, new = net.apply({"params": params, **model_state}, x, t, y, train=True,
                                  mutable=list(model_state))
             updates.update(new)
             return out

@@ -5,8 +5,10 @@
     up:   bilinear x2, concat skip, 14x14 384 -> 128; x2, concat, 28x28 192 -> 64; 1x1 conv
 
 With the defaults it has the book's 2,167,784 parameters (BatchNorm running statistics
-excluded). Widths, depth and the normalisation ('batch' as in the book, or 'group', which has no
-train/eval statistics) are configurable. Images are NHWC.
+excluded). With `num_classes` set it is the book's conditional U-Net (chapter 10): a learned label
+embedding is added to the time embedding, and label `num_classes` is the learned null label
+(unconditional use, classifier-free guidance). Widths, depth and the normalisation ('batch' as
+in the book, or 'group', which has no train/eval statistics) are configurable. Images are NHWC.
 """
 
 from __future__ import annotations
@@ -53,13 +55,21 @@ class UNet(nn.Module):
     widths: tuple[int, ...] = (64, 128, 256)
     time_dim: int = 100
     norm: str = "batch"
+    num_classes: int | None = None  # None: unconditional; else labels 0..num_classes (= null)
 
     @nn.compact
-    def __call__(self, x, t, train: bool = False):
+    def __call__(self, x, t, y=None, train: bool = False):
+        """y (B,) integer labels in 0..num_classes (num_classes = null); None = the null label."""
         if self.norm not in ("batch", "group"):
             raise ValueError(f"norm must be 'batch' or 'group', got {self.norm!r}")
         channels = x.shape[-1]
         emb = sinusoidal_embedding(t, self.time_dim)
+        if self.num_classes is not None:
+            if y is None:
+                y = jnp.full((x.shape[0],), self.num_classes)
+            emb = emb + nn.Embed(self.num_classes + 1, self.time_dim)(y)
+        elif y is not None:
+            raise ValueError("labels y were given to an unconditional UNet (num_classes=None)")
         skips = []
         for w in self.widths[:-1]:
             x = ConvBlock(w, self.norm)(x, emb, train)

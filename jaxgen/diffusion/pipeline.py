@@ -1,0 +1,164 @@
+"""A trained diffusion model as one saved artefact, and batched guided sampling from it.
+
+`save(dir, model)` writes `model.json` (how to rebuild the networks) and `model.msgpack` (their
+parameters), atomically; `load(dir)` reads them back; `generate` samples images in [0, 1] with
+DDPM or DDIM, with classifier-free guidance for conditional models, and decodes latents for
+latent-diffusion models. This is what `jaxgen sample` runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxgen.diffusion import ddpm, guidance, schedule
+from jaxgen.diffusion.latent import Autoencoder
+from jaxgen.diffusion.unet import UNet
+from jaxgen.io import _atomic_write, write_json
+
+
+@dataclasses.dataclass(frozen=True)
+class DiffusionModel:
+    """An epsilon U-Net (conditional or not) over `shape`, optionally in an autoencoder's latent
+    space (then `shape` is the latent shape and samples are decoded)."""
+
+    unet: UNet
+    variables: Any  # {'unet': U-Net variables, 'autoencoder': its params (latent models only)}
+    shape: tuple[int, ...]  # one sample, e.g. (28, 28, 1) or (8, 8, 2)
+    T: int = 1000
+    p_uncond: float = 0.0  # label dropout used in training (0: guidance is meaningless)
+    autoencoder: Autoencoder | None = None
+    latent_scale: float = 1.0
+
+    @property
+    def num_classes(self) -> int | None:
+        return self.unet.num_classes
+
+    @property
+    def schedule(self) -> schedule.Schedule:
+        return schedule.linear(self.T)
+
+
+def _config(model: DiffusionModel) -> dict:
+    ae = model.autoencoder
+    return {"unet": {"widths": list(model.unet.widths), "time_dim": model.unet.time_dim,
+                     "norm": model.unet.norm, "num_classes": model.unet.num_classes},
+            "shape": list(model.shape), "T": model.T, "p_uncond": model.p_uncond,
+            "autoencoder": None if ae is None else {"latent_channels": ae.latent_channels},
+            "latent_scale": model.latent_scale}
+
+
+def save(directory: str | Path, model: DiffusionModel) -> Path:
+    """Write `model.msgpack` then `model.json` into `directory` (each atomically)."""
+    directory = Path(directory)
+    data = flax.serialization.to_bytes(model.variables)
+    _atomic_write(directory / "model.msgpack", lambda f: f.write(data))
+    write_json(directory / "model.json", _config(model))
+    return directory
+
+
+def _templates(unet: UNet, shape, ae: Autoencoder | None) -> dict:
+    key = jax.random.key(0)
+    x, t = jnp.zeros((1, *shape)), jnp.ones((1,), jnp.int32)
+    out = {"unet": jax.jit(unet.init)(key, x, t)}  # params (and BatchNorm statistics)
+    if ae is not None:
+        out["autoencoder"] = jax.jit(ae.init)(key, jnp.zeros((1, 28, 28, 1)))["params"]
+    return out
+
+
+def load(directory: str | Path) -> DiffusionModel:
+    """The model `save` wrote into `directory` (a `jaxgen run` output folder)."""
+    directory = Path(directory)
+    if not (directory / "model.json").is_file() or not (directory / "model.msgpack").is_file():
+        raise ValueError(f"checkpoint must be a folder with model.json and model.msgpack (the "
+                         f"output of `jaxgen run ddpm|conditional|cfg|...`), got {directory}")
+    cfg = json.loads((directory / "model.json").read_text())
+    u = cfg["unet"]
+    unet = UNet(widths=tuple(u["widths"]), time_dim=u["time_dim"], norm=u["norm"],
+                num_classes=u["num_classes"])
+    ae = None if cfg["autoencoder"] is None else Autoencoder(**cfg["autoencoder"])
+    shape = tuple(cfg["shape"])
+    variables = flax.serialization.from_bytes(_templates(unet, shape, ae),
+                                              (directory / "model.msgpack").read_bytes())
+    return DiffusionModel(unet, variables, shape, cfg["T"], cfg["p_uncond"], ae,
+                          cfg["latent_scale"])
+
+
+def check_request(model: DiffusionModel, labels, gamma: float) -> None:
+    """Clear errors for labels/guidance a model cannot honour."""
+    if not np.isfinite(gamma) or gamma < 0:
+        raise ValueError(f"guidance must be a finite number >= 0, got {gamma}")
+    if model.num_classes is None:
+        if labels is not None:
+            raise ValueError("label: this model is unconditional; leave the label out")
+        if gamma != 1.0:
+            raise ValueError("guidance: this model is unconditional; guidance needs a "
+                             "conditional model")
+        return
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= model.num_classes):
+        raise ValueError(f"label must be in 0..{model.num_classes - 1}, got "
+                         f"{labels.min() if labels.min() < 0 else labels.max()}")
+    if gamma != 1.0 and model.p_uncond == 0.0:
+        raise ValueError("guidance: this model was trained without label dropout (no null "
+                         "label), so only guidance 1 (plain conditioning) is meaningful")
+
+
+def generate(model: DiffusionModel, key: jax.Array, n: int, labels=None, gamma: float = 1.0,
+             sampler: str = "ddim", steps: int = 50, batch_size: int = 250,
+             guide_fn=None) -> np.ndarray:
+    """n images (n, 28, 28, 1) in [0, 1].
+
+    labels: None (unconditional, or the null label) or (n,) ints; gamma: classifier-free
+    guidance scale (1 = conditional); sampler 'ddim' (`steps` steps, eta 0) or 'ddpm' (all T
+    steps, ancestral). guide_fn(y) -> guide, optional classifier guidance (see `guidance`).
+    Batches of `batch_size` share one compiled sampler (the last one is padded).
+    """
+    if sampler not in ("ddim", "ddpm"):
+        raise ValueError(f"sampler must be 'ddim' or 'ddpm', got {sampler!r}")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    conditional = model.num_classes is not None
+    # an unconditional model takes labels only as the targets of classifier guidance
+    check_request(model, None if guide_fn is not None and not conditional else labels, gamma)
+    if conditional and labels is None:
+        labels = np.full((n,), model.num_classes)  # the null label: unconditional samples
+    labels = None if labels is None else np.asarray(labels, np.int32)
+    if labels is not None and labels.shape != (n,):
+        raise ValueError(f"labels must have shape ({n},), got {labels.shape}")
+    sched, pixel = model.schedule, model.autoencoder is None
+    clip = (0.0, 1.0) if pixel else None
+    b = min(batch_size, n)
+    unet_vars = model.variables["unet"]
+
+    @jax.jit
+    def run(k, y):
+        if conditional:
+            apply = lambda x, t, yy: model.unet.apply(unet_vars, x, t, yy)  # noqa: E731
+            eps_fn = guidance.cfg_eps(apply, y, model.num_classes, gamma) if gamma != 1.0 else (
+                lambda x, t: apply(x, t, y))
+        else:
+            eps_fn = lambda x, t: model.unet.apply(unet_vars, x, t)  # noqa: E731
+        guide = None if guide_fn is None else guide_fn(y)
+        shape = (b, *model.shape)
+        if sampler == "ddpm":
+            x = ddpm.sample(eps_fn, k, shape, sched, clip=clip, guide=guide)[0]
+        else:
+            x = ddpm.ddim_sample(eps_fn, k, shape, sched, steps, clip=clip, guide=guide)
+        if not pixel:
+            x = model.autoencoder.apply({"params": model.variables["autoencoder"]},
+                                        x * model.latent_scale, method=Autoencoder.decode)
+        return jnp.clip(x, 0.0, 1.0)
+
+    out = []
+    for i, start in enumerate(range(0, n, b)):
+        y = np.zeros((b,), np.int32) if labels is None else np.resize(labels[start:start + b], b)
+        out.append(np.asarray(run(jax.random.fold_in(key, i), y))[: n - start])
+    return np.concatenate(out)

@@ -1,0 +1,194 @@
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxgen import diffusion
+from jaxgen.cli import main
+from jaxgen.diffusion import ddpm, guidance, pipeline
+from jaxgen.diffusion.latent import Autoencoder
+from jaxgen.diffusion.noisy_classifier import NoisyClassifier
+from jaxgen.diffusion.objective import drop_labels
+
+SCHEDULE = diffusion.linear()
+TINY = dict(widths=(4, 8), norm="group", time_dim=16)
+
+
+def _cond_unet():
+    net = diffusion.UNet(**TINY, num_classes=10)
+    x = jax.random.normal(jax.random.key(0), (6, 28, 28, 1))
+    t = jnp.array([1, 10, 100, 500, 900, 1000])
+    params = net.init(jax.random.key(1), x, t)["params"]
+    return net, params, x, t
+
+
+def test_null_label_is_the_default_and_labels_change_the_prediction():
+    net, params, x, t = _cond_unet()
+    none = net.apply({"params": params}, x, t)
+    null = net.apply({"params": params}, x, t, jnp.full((6,), 10))
+    np.testing.assert_array_equal(none, null)
+    seven = net.apply({"params": params}, x, t, jnp.full((6,), 7))
+    assert np.abs(np.asarray(seven - null)).max() > 1e-4
+    n_uncond = sum(p.size for p in jax.tree_util.tree_leaves(
+        diffusion.UNet(**TINY).init(jax.random.key(1), x, t)["params"]))
+    assert sum(p.size for p in jax.tree_util.tree_leaves(params)) == n_uncond + 11 * 16
+    with pytest.raises(ValueError, match="unconditional UNet"):
+        diffusion.UNet(**TINY).apply({"params": params}, x, t, jnp.zeros((6,), int))
+
+
+def test_cfg_gamma_0_is_unconditional_gamma_1_conditional_in_one_forward_pass():
+    net, params, x, t = _cond_unet()
+    calls = []
+
+    def apply(xx, tt, yy):
+        calls.append(xx.shape[0])
+        return net.apply({"params": params}, xx, tt, yy)
+
+    y = jnp.array([0, 1, 2, 3, 4, 5])
+    cond, uncond = apply(x, t, y), apply(x, t, jnp.full((6,), 10))
+    calls.clear()
+    for gamma, expect in ((0.0, uncond), (1.0, cond), (3.0, uncond + 3 * (cond - uncond))):
+        got = guidance.cfg_eps(apply, y, 10, gamma)(x, t)
+        np.testing.assert_allclose(got, expect, rtol=1e-4, atol=1e-5)
+    assert calls == [12, 12, 12]  # one doubled batch per guided prediction
+
+
+def test_label_dropout_per_example_and_per_batch():
+    y = jnp.arange(100_000) % 10
+    dropped = drop_labels(jax.random.key(0), y, 0.1, 10)
+    frac = float(jnp.mean(dropped == 10))
+    assert abs(frac - 0.1) < 0.005  # binomial standard error ~0.001
+    np.testing.assert_array_equal(np.asarray(dropped)[np.asarray(dropped) != 10],
+                                  np.asarray(y)[np.asarray(dropped) != 10])
+    whole = [bool(jnp.all(drop_labels(jax.random.key(i), y[:64], 0.5, 10, False) == 10))
+             or bool(jnp.all(drop_labels(jax.random.key(i), y[:64], 0.5, 10, False) == y[:64]))
+             for i in range(20)]
+    assert all(whole)
+    with pytest.raises(ValueError, match="p_uncond"):
+        drop_labels(jax.random.key(0), y, 1.5, 10)
+
+
+def test_classifier_guided_step_raises_log_p_of_the_label():
+    clf = NoisyClassifier(widths=(4, 8), time_dim=16)
+    x = jax.random.normal(jax.random.key(0), (4, 28, 28, 1))
+    t = 400
+    tb = jnp.full((4,), t)
+    params = clf.init(jax.random.key(1), x, tb)["params"]
+    logits_fn = lambda xx, tt: clf.apply({"params": params}, xx, tt)  # noqa: E731
+    y = jnp.array([3, 3, 8, 1])
+    # the per-example gradient is the gradient of each example's own log p(y | x)
+    grad = guidance.classifier_grad(logits_fn, y)(x, tb)
+    one = jax.grad(lambda v: jax.nn.log_softmax(logits_fn(v, tb[:1]))[0, 3])(x[:1])
+    np.testing.assert_allclose(grad[:1], one, rtol=1e-4, atol=1e-7)
+
+    def log_p(v):
+        return np.asarray(jnp.take_along_axis(jax.nn.log_softmax(logits_fn(v, tb)),
+                                              y[:, None], 1))[:, 0]
+
+    eps_fn = lambda xx, tt: 0.1 * xx  # noqa: E731
+    key = jax.random.key(2)
+    plain = ddpm.p_sample(eps_fn, key, x, t, SCHEDULE)
+    guided = ddpm.p_sample(eps_fn, key, x, t, SCHEDULE,
+                           guide=guidance.classifier_guide(logits_fn, y, 50.0))
+    assert np.all(log_p(guided) > log_p(plain))
+    var = float((1 - SCHEDULE.alpha_bars[t - 1]) / (1 - SCHEDULE.alpha_bars[t])
+                * SCHEDULE.betas[t])
+    np.testing.assert_allclose(guided - plain, var * 50.0 * grad, rtol=1e-3, atol=1e-7)
+
+
+def test_latent_autoencoder_round_trips_shapes():
+    ae = Autoencoder(latent_channels=3)
+    x = jax.random.uniform(jax.random.key(0), (5, 28, 28, 1))
+    params = ae.init(jax.random.key(1), x)["params"]
+    z = ae.apply({"params": params}, x, method=Autoencoder.encode)
+    assert z.shape == (5, 8, 8, 3)
+    out = ae.apply({"params": params}, z, method=Autoencoder.decode)
+    assert out.shape == x.shape and float(out.min()) >= 0 and float(out.max()) <= 1
+
+
+def _saved_model(tmp_path, p_uncond=0.1):
+    net, params, _, _ = _cond_unet()
+    model = pipeline.DiffusionModel(net, {"unet": {"params": params}}, (28, 28, 1),
+                                    T=1000, p_uncond=p_uncond)
+    pipeline.save(tmp_path, model)
+    return model
+
+
+def test_pipeline_save_load_and_sample(tmp_path):
+    model = _saved_model(tmp_path)
+    loaded = pipeline.load(tmp_path)
+    assert loaded.unet == model.unet and loaded.p_uncond == 0.1
+    a = pipeline.generate(loaded, jax.random.key(3), 5, [7] * 5, gamma=3.0, steps=4,
+                          batch_size=2)
+    b = pipeline.generate(model, jax.random.key(3), 5, [7] * 5, gamma=3.0, steps=4,
+                          batch_size=2)
+    assert a.shape == (5, 28, 28, 1) and a.min() >= 0 and a.max() <= 1
+    np.testing.assert_allclose(a, b, atol=1e-6)  # same params, same key: same samples
+    with pytest.raises(ValueError, match="label must be in 0..9"):
+        pipeline.generate(model, jax.random.key(0), 2, [3, 10])
+    with pytest.raises(ValueError, match="guidance must be"):
+        pipeline.generate(model, jax.random.key(0), 2, [3, 1], gamma=-1.0)
+    with pytest.raises(ValueError, match="model.json"):
+        pipeline.load(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--label", "12"], "--label must be in 0..9, got 12"),
+    (["--guidance", "-2"], "--guidance must be a finite number >= 0"),
+    (["--steps", "0"], "--steps must be in 1..1000"),
+    (["--n", "0"], "--n must be >= 1"),
+])
+def test_sample_cli_rejects_bad_requests_in_one_line(tmp_path, capsys, args, msg):
+    _saved_model(tmp_path)
+    assert main(["sample", str(tmp_path), *args, "--out", str(tmp_path / "g.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and msg in err[0]
+    assert not (tmp_path / "g.png").exists()
+
+
+def test_sample_cli_refuses_guidance_for_a_model_without_label_dropout(tmp_path, capsys):
+    _saved_model(tmp_path, p_uncond=0.0)
+    assert main(["sample", str(tmp_path), "--guidance", "3"]) == 2
+    assert "trained without label dropout" in capsys.readouterr().err
+
+
+def test_sample_cli_writes_a_grid(tmp_path):
+    _saved_model(tmp_path)
+    out = tmp_path / "grid.png"
+    assert main(["sample", str(tmp_path), "--label", "7", "--guidance", "3", "--n", "4",
+                 "--steps", "3", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+TINY_RUN = dict(widths=(4, 8), epochs=1, batch_size=32, ema_decay=0.9, n_samples=20, steps=3,
+                train_size=128)
+
+
+@pytest.mark.parametrize("name,extra", [
+    ("conditional", {}),
+    ("cfg", {"p_uncond": 0.1}),
+    ("classifier-guidance", {"classifier_epochs": 1}),
+    ("latent-diffusion", {"p_uncond": 0.1, "ae_epochs": 1, "latent_channels": 2}),
+])
+def test_guidance_experiments_end_to_end_in_tiny_configurations(name, extra, tmp_path,
+                                                                monkeypatch):
+    import importlib
+
+    from jaxgen.experiments import EXPERIMENTS
+
+    module = importlib.import_module(f"jaxgen.experiments.{EXPERIMENTS[name][0]}")
+    monkeypatch.setitem(module.CONFIGS, "quick", {**TINY_RUN, **extra})
+    assert main(["run", name, "--quick", "--out", str(tmp_path)]) == 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert 0 <= m["label_accuracy"] <= 1 and m["fid"] > 0
+    assert abs(sum(m["class_shares"]) - 1) < 1e-6
+    sweep = m.get("by_gamma") or m.get("by_scale")
+    if sweep is not None:
+        assert set(sweep) == {"0", "1", "3", "5"}
+    for fig in m["figures"]:
+        assert (tmp_path / fig).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # every run leaves a model `jaxgen sample` can load
+    assert main(["sample", str(tmp_path), "--n", "2", "--steps", "2",
+                 "--out", str(tmp_path / "s.png")]) == 0
