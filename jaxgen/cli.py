@@ -1,8 +1,8 @@
 """The `jaxgen` command: list and run experiments, run benchmarks.
 
     jaxgen list
-    jaxgen run NAME [--out DIR] [--seed N] [--quick]
-    jaxgen run all [--out DIR] [--seed N]
+    jaxgen run NAME [--out DIR] [--seed N] [--quick] [--resume] [--devices N|all] [--distributed]
+    jaxgen run all [--out DIR] [--seed N] [--devices N|all]
     jaxgen bench [NAME] [--quick] [--out DIR]
     jaxgen sample CHECKPOINT [--label L] [--guidance G] [--n N] [--steps S]
                   [--sampler ddim|ddpm] [--seed N] [--out grid.png]
@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--quick", action="store_true", help="a small configuration, CPU minutes")
     r.add_argument("--resume", action="store_true",
                    help="continue training from the latest checkpoint under --out")
+    r.add_argument("--devices", default="1",
+                   help="train data-parallel on N devices, or 'all' (default 1)")
+    r.add_argument("--distributed", action="store_true",
+                   help="call jax.distributed.initialize() first (multi-host; see README)")
     b = sub.add_parser("bench", help="run a benchmark (default: all) and print a table")
     b.add_argument("name", nargs="?", default="all", help="benchmark name or 'all'")
     b.add_argument("--quick", action="store_true", help="small sizes, a smoke test")
@@ -156,6 +160,24 @@ def _cmd_list() -> None:
 
 
 def _cmd_run(args) -> None:
+    import jax
+
+    from jaxgen import parallel
+
+    if args.distributed:
+        jax.distributed.initialize()  # coordinator, process count and id from the environment
+    if args.devices == "all":
+        devices = jax.device_count()
+    elif args.devices.isdigit() and 1 <= int(args.devices) <= jax.device_count():
+        devices = int(args.devices)
+    else:
+        raise UsageError(f"--devices must be 'all' or an int in 1..{jax.device_count()} (the "
+                         f"devices JAX sees), got {args.devices!r}")
+    with parallel.use_devices(devices):
+        _run_experiments(args)
+
+
+def _run_experiments(args) -> None:
     from tqdm import tqdm
 
     names = _pick(args.name, EXPERIMENTS, "experiment")

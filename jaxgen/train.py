@@ -29,6 +29,7 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
+from jaxgen import parallel
 from jaxgen.data.batching import batch_indices
 
 log = logging.getLogger("jaxgen")
@@ -127,6 +128,7 @@ def train(
     desc: str = "train",
     model_state: Any = None,
     ema_decay: float | None = None,
+    devices: int | None = None,
 ) -> tuple[TrainState, list[dict]]:
     """Train `params` on `data` (arrays sharing their leading N) for `epochs` epochs.
 
@@ -140,6 +142,10 @@ def train(
         always saved.
       model_state: non-trainable state (e.g. BatchNorm statistics); see the module docstring.
       ema_decay: keep an exponential moving average of the params (for sampling).
+      devices: data-parallel over this many devices (None: 1, or what an enclosing
+        `jaxgen.parallel.use_devices(n)` says). The batch is sharded over a 'data'
+        mesh axis and the state replicated (`jaxgen.parallel`); batch_size must be divisible
+        by it. Checkpoints restore onto any device count.
     Returns:
       (state, history): the final `TrainState` (`.params`, `.model_state`, `.ema_params`) and
       one dict of mean metrics per epoch.
@@ -153,11 +159,16 @@ def train(
     steps_per_epoch = n // batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"batch_size must be <= the number of examples {n}, got {batch_size}")
+    mesh = parallel.make_mesh(devices or parallel.default_devices())
+    if batch_size % mesh.size:
+        raise ValueError(f"batch_size {batch_size} must be divisible by the number of devices "
+                         f"{mesh.size}")
     total = epochs * steps_per_epoch
     checkpoint_every = checkpoint_every or steps_per_epoch
     data_key, step_key = jax.random.split(key)
     step_fn = make_train_step(loss_fn, optimizer, ema_decay)
-    state = init_state(params, optimizer, model_state, ema=ema_decay is not None)
+    state = parallel.replicate(init_state(params, optimizer, model_state,
+                                          ema=ema_decay is not None), mesh)
 
     manager, metrics_path, history = None, None, []
     if workdir is not None:
@@ -185,7 +196,7 @@ def train(
             epoch, i = divmod(s, steps_per_epoch)
             if i == 0 or s == start:
                 idx = batch_indices(jax.random.fold_in(data_key, epoch), n, batch_size)
-            batch = tuple(a[idx[i]] for a in data)
+            batch = parallel.shard_batch(tuple(a[idx[i]] for a in data), mesh)
             state, metrics = step_fn(state, jax.random.fold_in(step_key, s), batch)
             pending.append(metrics)
             done = s + 1

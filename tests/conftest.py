@@ -1,4 +1,11 @@
 import contextlib
+import os
+
+# four simulated CPU devices for the data-parallel tests (set before JAX starts its backend);
+# computations not placed on a mesh still run on device 0 alone
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + " --xla_force_host_platform_device_count=4").strip()
 
 import jax
 import pytest

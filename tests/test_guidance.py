@@ -126,11 +126,11 @@ def test_pipeline_save_load_and_sample(tmp_path):
                           batch_size=2)
     assert a.shape == (5, 28, 28, 1) and a.min() >= 0 and a.max() <= 1
     np.testing.assert_allclose(a, b, atol=1e-6)  # same params, same key: same samples
-    with pytest.raises(ValueError, match="label must be in 0..9"):
+    with pytest.raises(ValueError, match=r"label must be in 0\.\.9"):
         pipeline.generate(model, jax.random.key(0), 2, [3, 10])
     with pytest.raises(ValueError, match="guidance must be"):
         pipeline.generate(model, jax.random.key(0), 2, [3, 1], gamma=-1.0)
-    with pytest.raises(ValueError, match="model.json"):
+    with pytest.raises(ValueError, match=r"model\.json"):
         pipeline.load(tmp_path / "nowhere")
 
 
