@@ -5,6 +5,8 @@ table) and any extra numbers; baselines are measured in the same run as jaxgen.
 """
 
 BENCHMARKS = {
+    "scaling": ("scaling", "EM time vs N and K; train step vs batch and device count (PNG)"),
+    "core": ("core", "each pure function: op by op vs jit, compile time, vmap vs loop, scipy"),
     "gmm": ("gmm", "EM fit vs scikit-learn and a NumPy EM; mvn.log_prob vs scipy"),
     "vae": ("vae", "VAE train step: jit vs op by op vs PyTorch eager; epoch time"),
     "ddpm": ("ddpm", "U-Net train step vs PyTorch eager, GFLOP/s; scanned vs looped samplers"),

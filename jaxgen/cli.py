@@ -217,7 +217,8 @@ def _cmd_bench(args) -> None:
     out = _out_dir(args.out)
     for name in _pick(args.name, BENCHMARKS, "benchmark"):
         module = importlib.import_module(f"jaxgen.benchmarks.{BENCHMARKS[name][0]}")
-        result = module.run(quick=args.quick)
+        takes_out = "out" in inspect.signature(module.run).parameters  # benchmarks with plots
+        result = module.run(quick=args.quick, **({"out": out} if takes_out else {}))
         result = {"benchmark": name, "quick": args.quick, **result}
         path = write_json(out / f"{name}{'-quick' if args.quick else ''}.json", result)
         print(f"\n== {name} ({'quick' if args.quick else 'full'}) ==")
