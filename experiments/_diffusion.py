@@ -61,15 +61,16 @@ def seconds_per_step(hist) -> float:
     return float(np.median(per[1:] if len(per) > 1 else per)) if per else float("nan")
 
 
-def sweep(model, key, scales, n: int, ev, reference, *, steps: int, guide_for=None,
-          gamma_is_scale=True) -> tuple[dict, dict]:
-    """For each scale: n samples, labels 0..9 cycling, judged. Classifier-free guidance when
-    `gamma_is_scale`, else classifier guidance with `guide_for(scale)(y)`. Also returns one
-    sample per digit per scale (same noise) for the sweep figure."""
+def sweep(model, key, scales, n: int, ev, reference, *, steps: int,
+          guide_fn=None) -> tuple[dict, dict]:
+    """For each scale: n samples, labels 0..9 cycling, judged. Classifier-free guidance with
+    gamma = scale, or, given `guide_fn`, classifier guidance with guide_scale = scale. Also
+    returns one sample per digit per scale (same noise) for the sweep figure."""
     labels = np.arange(n) % 10
     results, rows = {}, {}
     for s in scales:
-        kw = dict(gamma=float(s)) if gamma_is_scale else dict(guide_fn=guide_for(float(s)))
+        kw = (dict(gamma=float(s)) if guide_fn is None
+              else dict(guide_fn=guide_fn, guide_scale=float(s)))
         t0 = time.perf_counter()
         images = pipeline.generate(model, key, n, labels, steps=steps, **kw)
         seconds = time.perf_counter() - t0

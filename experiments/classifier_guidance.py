@@ -4,6 +4,7 @@ steered by a classifier of noised images, eps <- eps - s sqrt(1 - alpha_bar_t) g
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import jax
@@ -43,15 +44,12 @@ def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
                                 workdir=out / "classifier", resume=resume,
                                 desc="noisy classifier")
     logits_fn = lambda xt, t: clf.apply({"params": clf_state.params}, xt, t)  # noqa: E731
-
-    def guide_for(scale):
-        return lambda labels: guidance.classifier_guide(logits_fn, labels, scale)
+    guide_fn = functools.partial(guidance.classifier_grad, logits_fn)  # y -> grad log p(y|x_t)
 
     ev, test = evaluate.load(), load_mnist("test")
     reference = test.images[: max(1000, cfg["n_samples"])]
     results, rows = common.sweep(model, jax.random.fold_in(key, 1), SCALES, cfg["n_samples"],
-                                 ev, reference, steps=cfg["steps"], guide_for=guide_for,
-                                 gamma_is_scale=False)
+                                 ev, reference, steps=cfg["steps"], guide_fn=guide_fn)
     common.sweep_figure(rows, out / "guidance_sweep.png", "classifier scale s")
     common.loss_figure(hist, out / "loss.png", "unconditional DDPM training loss")
     best = max(results, key=lambda s: results[s]["label_accuracy"])

@@ -9,6 +9,7 @@ latent-diffusion models. This is what `jaxgen sample` runs.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -111,14 +112,44 @@ def check_request(model: DiffusionModel, labels, gamma: float) -> None:
                          "label), so only guidance 1 (plain conditioning) is meaningful")
 
 
+@functools.partial(jax.jit, static_argnames=("unet", "autoencoder", "shape", "T", "sampler",
+                                             "steps", "guided", "guide_fn"))
+def _sample_batch(variables, key, y, gamma, guide_scale, latent_scale, *, unet, autoencoder,
+                  shape, T, sampler, steps, guided, guide_fn):
+    """One compiled batch of `generate`; gamma and guide_scale are traced, so a sweep over
+    guidance scales reuses one compilation."""
+    sched = schedule.linear(T)
+    if unet.num_classes is not None:
+        apply = lambda x, t, yy: unet.apply(variables["unet"], x, t, yy)  # noqa: E731
+        eps_fn = (guidance.cfg_eps(apply, y, unet.num_classes, gamma) if guided
+                  else lambda x, t: apply(x, t, y))
+    else:
+        eps_fn = lambda x, t: unet.apply(variables["unet"], x, t)  # noqa: E731
+    guide = None
+    if guide_fn is not None:
+        grad = guide_fn(y)
+        guide = lambda x, t: guide_scale * grad(x, t)  # noqa: E731
+    clip = (0.0, 1.0) if autoencoder is None else None
+    if sampler == "ddpm":
+        x = ddpm.sample(eps_fn, key, shape, sched, clip=clip, guide=guide)[0]
+    else:
+        x = ddpm.ddim_sample(eps_fn, key, shape, sched, steps, clip=clip, guide=guide)
+    if autoencoder is not None:
+        x = autoencoder.apply({"params": variables["autoencoder"]}, x * latent_scale,
+                              method=Autoencoder.decode)
+    return jnp.clip(x, 0.0, 1.0)
+
+
 def generate(model: DiffusionModel, key: jax.Array, n: int, labels=None, gamma: float = 1.0,
              sampler: str = "ddim", steps: int = 50, batch_size: int = 250,
-             guide_fn=None) -> np.ndarray:
+             guide_fn=None, guide_scale: float = 0.0) -> np.ndarray:
     """n images (n, 28, 28, 1) in [0, 1].
 
     labels: None (unconditional, or the null label) or (n,) ints; gamma: classifier-free
     guidance scale (1 = conditional); sampler 'ddim' (`steps` steps, eta 0) or 'ddpm' (all T
-    steps, ancestral). guide_fn(y) -> guide, optional classifier guidance (see `guidance`).
+    steps, ancestral). Classifier guidance: `guide_fn(y)` returns grad_x log p(y | x_t, t)
+    (e.g. `guidance.classifier_grad`), scaled by `guide_scale`; pass the same guide_fn object
+    for every scale to reuse one compilation.
     Batches of `batch_size` share one compiled sampler (the last one is padded).
     """
     if sampler not in ("ddim", "ddpm"):
@@ -133,32 +164,14 @@ def generate(model: DiffusionModel, key: jax.Array, n: int, labels=None, gamma: 
     labels = None if labels is None else np.asarray(labels, np.int32)
     if labels is not None and labels.shape != (n,):
         raise ValueError(f"labels must have shape ({n},), got {labels.shape}")
-    sched, pixel = model.schedule, model.autoencoder is None
-    clip = (0.0, 1.0) if pixel else None
     b = min(batch_size, n)
-    unet_vars = model.variables["unet"]
-
-    @jax.jit
-    def run(k, y):
-        if conditional:
-            apply = lambda x, t, yy: model.unet.apply(unet_vars, x, t, yy)  # noqa: E731
-            eps_fn = guidance.cfg_eps(apply, y, model.num_classes, gamma) if gamma != 1.0 else (
-                lambda x, t: apply(x, t, y))
-        else:
-            eps_fn = lambda x, t: model.unet.apply(unet_vars, x, t)  # noqa: E731
-        guide = None if guide_fn is None else guide_fn(y)
-        shape = (b, *model.shape)
-        if sampler == "ddpm":
-            x = ddpm.sample(eps_fn, k, shape, sched, clip=clip, guide=guide)[0]
-        else:
-            x = ddpm.ddim_sample(eps_fn, k, shape, sched, steps, clip=clip, guide=guide)
-        if not pixel:
-            x = model.autoencoder.apply({"params": model.variables["autoencoder"]},
-                                        x * model.latent_scale, method=Autoencoder.decode)
-        return jnp.clip(x, 0.0, 1.0)
-
+    static = dict(unet=model.unet, autoencoder=model.autoencoder, shape=(b, *model.shape),
+                  T=model.T, sampler=sampler, steps=steps,
+                  guided=conditional and gamma != 1.0, guide_fn=guide_fn)
     out = []
     for i, start in enumerate(range(0, n, b)):
         y = np.zeros((b,), np.int32) if labels is None else np.resize(labels[start:start + b], b)
-        out.append(np.asarray(run(jax.random.fold_in(key, i), y))[: n - start])
+        x = _sample_batch(model.variables, jax.random.fold_in(key, i), y, jnp.float32(gamma),
+                          jnp.float32(guide_scale), jnp.float32(model.latent_scale), **static)
+        out.append(np.asarray(x)[: n - start])
     return np.concatenate(out)
