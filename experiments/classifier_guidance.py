@@ -20,9 +20,11 @@ from jaxgen.train import train
 SCALES = (0, 1, 3, 5)
 CONFIGS = {
     "full": dict(widths=(32, 64, 128), epochs=40, batch_size=128, ema_decay=0.999,
-                 n_samples=1000, steps=50, train_size=None, classifier_epochs=20),
+                 n_samples=1000, steps=50, train_size=None, classifier_epochs=20,
+                 classifier_batch_size=128),
     "quick": dict(widths=(16, 32, 64), epochs=24, batch_size=64, ema_decay=0.995,
-                  n_samples=1000, steps=50, train_size=None, classifier_epochs=8),
+                  n_samples=1000, steps=50, train_size=None, classifier_epochs=8,
+                  classifier_batch_size=128),
 }
 
 
@@ -40,7 +42,8 @@ def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
     clf_params = jax.jit(clf.init)(k_clf, x[:1], jnp.ones((1,), jnp.int32))["params"]
     clf_state, clf_hist = train(noisy_classifier.make_loss(clf, diffusion.linear()), clf_params,
                                 optax.adam(1e-3), (x, y), key=k_clf,
-                                epochs=cfg["classifier_epochs"], batch_size=128,
+                                epochs=cfg["classifier_epochs"],
+                                batch_size=cfg["classifier_batch_size"],
                                 workdir=out / "classifier", resume=resume,
                                 desc="noisy classifier")
     logits_fn = lambda xt, t: clf.apply({"params": clf_state.params}, xt, t)  # noqa: E731

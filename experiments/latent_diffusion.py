@@ -65,9 +65,7 @@ def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
     results, rows = common.sweep(model, jax.random.fold_in(key, 1), GAMMAS, cfg["n_samples"],
                                  ev, reference, steps=cfg["steps"])
     common.sweep_figure(rows, out / "guidance_sweep.png", "gamma (latent)")
-    images = pipeline.generate(model, jax.random.fold_in(key, 2), 80, np.arange(80) % 10,
-                               gamma=3.0, steps=cfg["steps"])
-    common.digits_figure(images, out / "digits.png", "latent diffusion + CFG, gamma = 3")
+    common.digits_figure(rows["3"], out / "digits.png", "latent diffusion + CFG, gamma = 3")
     fig_recon = np.concatenate([reference[:10], recon[:10]])
     fig, ax = figure(size=(7, 1.8))
     image_grid(ax, fig_recon, 2, "test digits (top) and autoencoder reconstructions")

@@ -1,3 +1,4 @@
+import functools
 import json
 
 import jax
@@ -16,23 +17,25 @@ SCHEDULE = diffusion.linear()
 TINY = dict(widths=(4, 8), norm="group", time_dim=16)
 
 
+@functools.cache  # one init (compiled: op by op a U-Net init takes seconds) for every test
 def _cond_unet():
     net = diffusion.UNet(**TINY, num_classes=10)
     x = jax.random.normal(jax.random.key(0), (6, 28, 28, 1))
     t = jnp.array([1, 10, 100, 500, 900, 1000])
-    params = net.init(jax.random.key(1), x, t)["params"]
+    params = jax.jit(net.init)(jax.random.key(1), x, t)["params"]
     return net, params, x, t
 
 
 def test_null_label_is_the_default_and_labels_change_the_prediction():
     net, params, x, t = _cond_unet()
-    none = net.apply({"params": params}, x, t)
-    null = net.apply({"params": params}, x, t, jnp.full((6,), 10))
+    apply = jax.jit(net.apply)
+    none = apply({"params": params}, x, t)
+    null = apply({"params": params}, x, t, jnp.full((6,), 10))
     np.testing.assert_array_equal(none, null)
-    seven = net.apply({"params": params}, x, t, jnp.full((6,), 7))
+    seven = apply({"params": params}, x, t, jnp.full((6,), 7))
     assert np.abs(np.asarray(seven - null)).max() > 1e-4
     n_uncond = sum(p.size for p in jax.tree_util.tree_leaves(
-        diffusion.UNet(**TINY).init(jax.random.key(1), x, t)["params"]))
+        jax.jit(diffusion.UNet(**TINY).init)(jax.random.key(1), x, t)["params"]))
     assert sum(p.size for p in jax.tree_util.tree_leaves(params)) == n_uncond + 11 * 16
     with pytest.raises(ValueError, match="unconditional UNet"):
         diffusion.UNet(**TINY).apply({"params": params}, x, t, jnp.zeros((6,), int))
@@ -41,16 +44,17 @@ def test_null_label_is_the_default_and_labels_change_the_prediction():
 def test_cfg_gamma_0_is_unconditional_gamma_1_conditional_in_one_forward_pass():
     net, params, x, t = _cond_unet()
     calls = []
+    net_apply = jax.jit(net.apply)
 
     def apply(xx, tt, yy):
         calls.append(xx.shape[0])
-        return net.apply({"params": params}, xx, tt, yy)
+        return net_apply({"params": params}, xx, tt, yy)
 
     y = jnp.array([0, 1, 2, 3, 4, 5])
     cond, uncond = apply(x, t, y), apply(x, t, jnp.full((6,), 10))
     calls.clear()
     for gamma, expect in ((0.0, uncond), (1.0, cond), (3.0, uncond + 3 * (cond - uncond))):
-        got = guidance.cfg_eps(apply, y, 10, gamma)(x, t)
+        got = guidance.cfg_eps(apply, y, 10, jnp.float32(gamma))(x, t)
         np.testing.assert_allclose(got, expect, rtol=1e-4, atol=1e-5)
     assert calls == [12, 12, 12]  # one doubled batch per guided prediction
 
@@ -75,8 +79,9 @@ def test_classifier_guided_step_raises_log_p_of_the_label():
     x = jax.random.normal(jax.random.key(0), (4, 28, 28, 1))
     t = 400
     tb = jnp.full((4,), t)
-    params = clf.init(jax.random.key(1), x, tb)["params"]
-    logits_fn = lambda xx, tt: clf.apply({"params": params}, xx, tt)  # noqa: E731
+    params = jax.jit(clf.init)(jax.random.key(1), x, tb)["params"]
+    clf_apply = jax.jit(clf.apply)
+    logits_fn = lambda xx, tt: clf_apply({"params": params}, xx, tt)  # noqa: E731
     y = jnp.array([3, 3, 8, 1])
     # the per-example gradient is the gradient of each example's own log p(y | x)
     grad = guidance.classifier_grad(logits_fn, y)(x, tb)
@@ -101,7 +106,7 @@ def test_classifier_guided_step_raises_log_p_of_the_label():
 def test_latent_autoencoder_round_trips_shapes():
     ae = Autoencoder(latent_channels=3)
     x = jax.random.uniform(jax.random.key(0), (5, 28, 28, 1))
-    params = ae.init(jax.random.key(1), x)["params"]
+    params = jax.jit(ae.init)(jax.random.key(1), x)["params"]
     z = ae.apply({"params": params}, x, method=Autoencoder.encode)
     assert z.shape == (5, 8, 8, 3)
     out = ae.apply({"params": params}, z, method=Autoencoder.decode)
@@ -162,14 +167,14 @@ def test_sample_cli_writes_a_grid(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-TINY_RUN = dict(widths=(4, 8), epochs=1, batch_size=32, ema_decay=0.9, n_samples=20, steps=3,
-                train_size=128)
+TINY_RUN = dict(widths=(4, 8), epochs=1, batch_size=32, ema_decay=0.9, n_samples=20, steps=2,
+                train_size=64)
 
 
 @pytest.mark.parametrize("name,extra", [
     ("conditional", {}),
     ("cfg", {"p_uncond": 0.1}),
-    ("classifier-guidance", {"classifier_epochs": 1}),
+    ("classifier-guidance", {"classifier_epochs": 1, "classifier_batch_size": 32}),
     ("latent-diffusion", {"p_uncond": 0.1, "ae_epochs": 1, "latent_channels": 2}),
 ])
 def test_guidance_experiments_end_to_end_in_tiny_configurations(name, extra, tmp_path,

@@ -66,11 +66,12 @@ def save(directory: str | Path, model: DiffusionModel) -> Path:
 
 
 def _templates(unet: UNet, shape, ae: Autoencoder | None) -> dict:
+    """The variables' structure (shapes only: nothing is computed) for deserialising."""
     key = jax.random.key(0)
     x, t = jnp.zeros((1, *shape)), jnp.ones((1,), jnp.int32)
-    out = {"unet": jax.jit(unet.init)(key, x, t)}  # params (and BatchNorm statistics)
+    out = {"unet": jax.eval_shape(unet.init, key, x, t)}  # params (and BatchNorm statistics)
     if ae is not None:
-        out["autoencoder"] = jax.jit(ae.init)(key, jnp.zeros((1, 28, 28, 1)))["params"]
+        out["autoencoder"] = jax.eval_shape(ae.init, key, jnp.zeros((1, 28, 28, 1)))["params"]
     return out
 
 
