@@ -67,7 +67,10 @@ class UNet(nn.Module):
         if self.num_classes is not None:
             if y is None:
                 y = jnp.full((x.shape[0],), self.num_classes)
-            emb = emb + nn.Embed(self.num_classes + 1, self.time_dim)(y)
+            # N(0, 1) rows as the book's nn.Embedding (Flax's default is 10x smaller at D=100,
+            # and a label signal that weak is learnt slowly)
+            emb = emb + nn.Embed(self.num_classes + 1, self.time_dim,
+                                 embedding_init=nn.initializers.normal(1.0))(y)
         elif y is not None:
             raise ValueError("labels y were given to an unconditional UNet (num_classes=None)")
         skips = []
