@@ -50,8 +50,8 @@ def run(*, quick: bool) -> dict:
     rng = np.random.default_rng(0)
     key = jax.random.key(0)
     r = 3 if quick else 7
-    n = 100_000 if quick else 1_000_000
-    loop_n = 100 if quick else 1000
+    n = 20_000 if quick else 1_000_000
+    loop_n = 20 if quick else 1000
     rows = []
     bar = tqdm(total=7, desc="bench core", unit="fn")
 
@@ -112,7 +112,7 @@ def run(*, quick: bool) -> dict:
     add("vae.neg_elbo", "batch 256", t)
 
     # DDPM loss and its gradient for a small U-Net; and a DDIM-10 sampler
-    net = diffusion.UNet(widths=(8, 16, 32), norm="group")
+    net = diffusion.UNet(widths=(4, 8) if quick else (8, 16, 32), norm="group")
     xi = jax.random.uniform(key, (32, 28, 28, 1))
     up = net.init(key, xi[:1], jnp.ones((1,), jnp.int32))
     sched = diffusion.linear()
@@ -122,7 +122,7 @@ def run(*, quick: bool) -> dict:
 
     # op by op, the U-Net's thousands of small ops take ~30 s: full runs only
     t = _times(jax.grad(loss), (up, xi), r, eager=not quick)
-    add("grad of ddpm.loss (U-Net 8-16-32)", "batch 32", t)
+    add(f"grad of ddpm.loss (U-Net {'-'.join(map(str, net.widths))})", "batch 32", t)
     t = _times(lambda p: ddpm.ddim_sample(lambda z, tt: net.apply(p, z, tt), key,
                                           (8, 28, 28, 1), sched, 10), (up,), r, eager=not quick)
     add("ddpm.ddim_sample, 10 steps", "8 images", t)

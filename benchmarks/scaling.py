@@ -68,9 +68,9 @@ def _devices_seconds(devices: int, batch: int) -> float:
 
 
 def run(*, quick: bool, out: Path | None = None) -> dict:
-    ns = [1_000, 10_000, 100_000] if quick else [1_000, 10_000, 100_000, 1_000_000]
-    ks = [2, 8, 32] if quick else [2, 4, 8, 16, 32, 64]
-    batches = [16, 64, 256] if quick else [16, 32, 64, 128, 256, 512, 1024]
+    ns = [1_000, 10_000] if quick else [1_000, 10_000, 100_000, 1_000_000]
+    ks = [2, 8] if quick else [2, 4, 8, 16, 32, 64]
+    batches = [16, 64] if quick else [16, 32, 64, 128, 256, 512, 1024]
     device_counts = [1, 2] if quick else [1, 2, 4, 8]
     bar = tqdm(total=len(ns) + len(ks) + len(batches) + len(device_counts), desc="bench scaling")
     rows = []

@@ -73,3 +73,20 @@ def test_bench_quick_writes_json_with_ratios(tmp_path, capsys):
     assert jax_row["seconds"] > 0 and jax_row["vs_sklearn"] > 0
     assert result["dot_peak_gflops"] > 0 and result["machine"]["cores"] >= 1
     assert "vs_sklearn" in capsys.readouterr().out
+
+
+def test_bench_core_and_scaling_quick_smoke(tmp_path, capsys):
+    assert main(["bench", "core", "--quick", "--out", str(tmp_path)]) == 0
+    core = json.loads((tmp_path / "core-quick.json").read_text())
+    names = {r["function"] for r in core["rows"]}
+    assert {"normal.log_prob", "mvn.log_prob", "gmm EM iteration"} <= names
+    for r in core["rows"]:
+        assert r["jit_ms"] > 0 and r["compile_ms"] >= 0
+        if "op_by_op_ms" in r:
+            assert r["jit_speedup"] == pytest.approx(r["op_by_op_ms"] / r["jit_ms"])
+    assert main(["bench", "scaling", "--quick", "--out", str(tmp_path)]) == 0
+    scaling = json.loads((tmp_path / "scaling-quick.json").read_text())
+    curves = {r["curve"] for r in scaling["rows"]}
+    assert any("vs devices" in c for c in curves) and any("vs N" in c for c in curves)
+    assert (tmp_path / "scaling-quick.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "jit_speedup" in capsys.readouterr().out
