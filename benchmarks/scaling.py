@@ -67,6 +67,22 @@ def _devices_seconds(devices: int, batch: int) -> float:
     return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
 
 
+def plot(rows: list[dict], path: Path) -> Path:
+    """One log-log panel per curve of `rows` (as `run` returns them), saved as PNG."""
+    curves = list(dict.fromkeys(r["curve"] for r in rows))
+    fig, axes = figure(1, len(curves), size=(3.6, 3.2))
+    for ax, curve in zip(np.atleast_1d(axes), curves, strict=True):
+        xs = [r["x"] for r in rows if r["curve"] == curve]
+        ys = [r["ms"] for r in rows if r["curve"] == curve]
+        ax.plot(xs, ys, "o-")
+        ax.set(title=curve.replace(" (", "\n("), ylabel="ms", xscale="log", yscale="log")
+        ax.minorticks_off()
+        ax.set_xticks(xs, [f"{x:g}" for x in xs])
+        ticks = np.geomspace(min(ys), max(ys), 4)
+        ax.set_yticks(ticks, [f"{t:.3g}" for t in ticks])
+    return save_figure(fig, path)
+
+
 def run(*, quick: bool, out: Path | None = None) -> dict:
     ns = [1_000, 10_000] if quick else [1_000, 10_000, 100_000, 1_000_000]
     ks = [2, 8] if quick else [2, 4, 8, 16, 32, 64]
@@ -78,30 +94,22 @@ def run(*, quick: bool, out: Path | None = None) -> dict:
     def add(**row):
         rows.append(row)
         bar.update()
-        return row
 
-    em_n = [add(curve="EM iteration vs N (K=8, D=8)", x=n,
-                ms=1e3 * em_iteration_seconds(n, 8))["ms"] for n in ns]
-    em_k = [add(curve="EM iteration vs K (N=10^4, D=8)", x=k,
-                ms=1e3 * em_iteration_seconds(10_000, k))["ms"] for k in ks]
-    vb = [add(curve="VAE train step vs batch", x=b, ms=1e3 * (s := vae_step_seconds(b)),
-              images_per_s=b / s)["ms"] for b in batches]
-    vd = [add(curve="VAE train step vs devices (batch 256)", x=d,
-              ms=1e3 * _devices_seconds(d, 256))["ms"] for d in device_counts]
+    for n in ns:
+        add(curve="EM iteration vs N (K=8, D=8)", x=n, ms=1e3 * em_iteration_seconds(n, 8))
+    for k in ks:
+        add(curve="EM iteration vs K (N=10^4, D=8)", x=k,
+            ms=1e3 * em_iteration_seconds(10_000, k))
+    for b in batches:
+        seconds = vae_step_seconds(b)
+        add(curve="VAE train step vs batch", x=b, ms=1e3 * seconds, images_per_s=b / seconds)
+    for d in device_counts:
+        add(curve="VAE train step vs devices (batch 256)", x=d, ms=1e3 * _devices_seconds(d, 256))
     bar.close()
     figures = []
     if out is not None:
-        fig, axes = figure(1, 4, size=(3.6, 3.2))
-        for ax, xs, ys, title, xlabel in (
-                (axes[0], ns, em_n, "EM iteration vs N", "N (K=8, D=8)"),
-                (axes[1], ks, em_k, "EM iteration vs K", "K (N=10^4, D=8)"),
-                (axes[2], batches, vb, "VAE train step vs batch", "batch"),
-                (axes[3], device_counts, vd, "VAE step vs devices", "devices (batch 256)")):
-            ax.plot(xs, ys, "o-")
-            ax.set(title=title, xlabel=xlabel, ylabel="ms", xscale="log", yscale="log")
-        ax.set_xscale("linear")
-        save_figure(fig, Path(out) / f"scaling{'-quick' if quick else ''}.png")
-        figures.append(str(Path(out) / f"scaling{'-quick' if quick else ''}.png"))
+        path = Path(out) / f"scaling{'-quick' if quick else ''}.png"
+        figures.append(str(plot(rows, path)))
     return {"machine": machine(), "rows": rows, "figures": figures, "notes": [
         "medians after warm-up; device counts beyond the real devices are simulated CPU devices "
         "sharing the same cores (they measure sharding overhead, not speed-up)"]}
