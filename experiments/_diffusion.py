@@ -42,7 +42,9 @@ def train_unet(out: Path, x, y, cfg: dict, key, *, resume: bool, desc: str,
     t1 = jnp.ones((1,), jnp.int32)
     params = jax.jit(net.init)(key, jnp.zeros((1, *shape)), t1)["params"]
     data = (x,) if y is None else (x, y)
-    state, hist = train(make_loss(net, diffusion.linear(), stateful=False, p_uncond=p_uncond),
+    loss = make_loss(net, diffusion.linear(), stateful=False, p_uncond=p_uncond,
+                     per_example_dropout=cfg.get("dropout_per_example", True))
+    state, hist = train(loss,
                         params, optax.adam(cfg.get("lr", 1e-3)), data, key=key,
                         epochs=cfg["epochs"], batch_size=cfg["batch_size"],
                         workdir=out / "train", resume=resume, desc=desc,
