@@ -13,9 +13,10 @@ import optax
 
 from jaxgen import diffusion, evaluate
 from jaxgen.data import load_mnist
-from jaxgen.diffusion import ddpm
+from jaxgen.diffusion import ddpm, pipeline
 from jaxgen.diffusion.objective import make_loss
 from jaxgen.experiments._common import image_grid
+from jaxgen.experiments._diffusion import judge
 from jaxgen.io import figure, save_figure
 from jaxgen.train import train
 
@@ -27,17 +28,8 @@ CONFIGS = {
     "quick": dict(widths=(16, 32, 64), norm="group", epochs=32, batch_size=64, n_samples=64,
                   train_size=None, ema_decay=0.995),
 }
-DDIM_STEPS = 50
+DDIM_STEPS = (50, 100)
 CLIP = (0.0, 1.0)  # clip x0_hat to the pixel range while sampling (beyond the book)
-
-
-def judge(ev, images, reference) -> dict:
-    """MNIST-FID against `reference`, the share of each predicted digit, mean confidence."""
-    probs = np.asarray(jax.nn.softmax(evaluate.logits(ev, images), -1))
-    labels = probs.argmax(-1)
-    return {"fid": evaluate.fid(ev, images, reference),
-            "class_shares": (np.bincount(labels, minlength=10) / len(labels)).tolist(),
-            "mean_confidence": float(probs.max(-1).mean())}
 
 
 def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
@@ -64,22 +56,23 @@ def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
     x_ddpm, path = jax.jit(lambda k: ddpm.sample(eps_fn, k, shape, schedule, keep=10,
                                                     clip=CLIP))(
         jax.random.fold_in(key, 1))
-    x_ddim = jax.jit(lambda k: ddpm.ddim_sample(eps_fn, k, shape, schedule, DDIM_STEPS,
-                                                     clip=CLIP))(
-        jax.random.fold_in(key, 2))
-    x_ddpm, x_ddim = np.clip(np.asarray(x_ddpm), 0, 1), np.clip(np.asarray(x_ddim), 0, 1)
+    x_ddim = {steps: np.clip(np.asarray(jax.jit(lambda k, n=steps: ddpm.ddim_sample(
+        eps_fn, k, shape, schedule, n, clip=CLIP))(jax.random.fold_in(key, 2))), 0, 1)
+        for steps in DDIM_STEPS}
+    x_ddpm = np.clip(np.asarray(x_ddpm), 0, 1)
+    pipeline.save(out, pipeline.DiffusionModel(net, {"unet": sample_vars}, (28, 28, 1)))
 
     ev, test = evaluate.load(), load_mnist("test")
     reference = test.images[: max(1000, cfg["n_samples"])]
     quality = {"ddpm_1000": judge(ev, x_ddpm, reference),
-               f"ddim_{DDIM_STEPS}": judge(ev, x_ddim, reference)}
+               **{f"ddim_{n}": judge(ev, x, reference) for n, x in x_ddim.items()}}
     # the variational bound on 256 test digits, 32 timesteps each (an unbiased estimate)
     bpd = jax.jit(lambda k, x0: diffusion.bits_per_dim(eps_fn, k, x0, schedule, n_t=32))(
         jax.random.fold_in(key, 3), test.images[:256])
 
     fig, axes = figure(1, 2, size=(6, 6))
     image_grid(axes[0], x_ddpm[:64], 8, "DDPM, 1000 steps")
-    image_grid(axes[1], x_ddim[:64], 8, f"DDIM, {DDIM_STEPS} steps")
+    image_grid(axes[1], x_ddim[DDIM_STEPS[0]][:64], 8, f"DDIM, {DDIM_STEPS[0]} steps")
     save_figure(fig, out / "samples.png")
     fig, ax = figure(size=(10, 4))
     traj = np.clip(np.asarray(path[:, :4]), 0, 1).transpose(1, 0, 2, 3, 4).reshape(-1, 28, 28)

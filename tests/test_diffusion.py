@@ -132,7 +132,9 @@ def test_ddpm_experiment_end_to_end_in_a_tiny_configuration(tmp_path, monkeypatc
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert len(m["epoch_loss"]) == 1 and m["fid"] > 0 and m["test_bits_per_dim"] > 0
     assert abs(sum(m["class_shares"]) - 1) < 1e-6 and set(m["quality"]) == {"ddpm_1000",
-                                                                            "ddim_50"}
+                                                                            "ddim_50", "ddim_100"}
+    assert main(["sample", str(tmp_path), "--n", "2", "--steps", "2",
+                 "--out", str(tmp_path / "s.png")]) == 0  # the saved model samples
     for fig in m["figures"]:
         assert (tmp_path / fig).read_bytes()[:4] == b"\x89PNG"
 
