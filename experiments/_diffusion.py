@@ -12,11 +12,24 @@ import numpy as np
 import optax
 
 from jaxgen import diffusion, evaluate
+from jaxgen.data import load_mnist
 from jaxgen.diffusion import pipeline
 from jaxgen.diffusion.objective import make_loss
 from jaxgen.experiments._common import image_grid
 from jaxgen.io import figure, save_figure
 from jaxgen.train import train
+
+
+def training_data(cfg: dict):
+    """The MNIST training split (for its source) and its first cfg['train_size'] images, labels."""
+    data = load_mnist("train")
+    return data, data.images[: cfg["train_size"]], data.labels[: cfg["train_size"]]
+
+
+def evaluator_and_test(n_samples: int):
+    """The shipped evaluator, the MNIST test split and the FID reference (>= 1,000 digits)."""
+    ev, test = evaluate.load(), load_mnist("test")
+    return ev, test, test.images[: max(1000, n_samples)]
 
 
 def judge(ev, images, reference, labels=None) -> dict:

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import jax
 
-from jaxgen import evaluate
-from jaxgen.data import load_mnist
 from jaxgen.diffusion import pipeline
 from jaxgen.experiments import _diffusion as common
 
@@ -27,14 +25,12 @@ CONFIGS = {
 
 def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
     cfg = CONFIGS["quick" if quick else "full"]
-    data = load_mnist("train")
-    x, y = data.images[: cfg["train_size"]], data.labels[: cfg["train_size"]]
+    data, x, y = common.training_data(cfg)
     key = jax.random.key(seed)
     model, hist, sec = common.train_unet(out, x, y, cfg, key, resume=resume,
                                          desc="CFG DDPM", p_uncond=cfg["p_uncond"])
     pipeline.save(out, model)
-    ev, test = evaluate.load(), load_mnist("test")
-    reference = test.images[: max(1000, cfg["n_samples"])]
+    ev, _, reference = common.evaluator_and_test(cfg["n_samples"])
     results, rows = common.sweep(model, jax.random.fold_in(key, 1), GAMMAS, cfg["n_samples"],
                                  ev, reference, steps=cfg["steps"])
     common.sweep_figure(rows, out / "guidance_sweep.png", "gamma")

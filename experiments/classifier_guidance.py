@@ -11,8 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxgen import diffusion, evaluate
-from jaxgen.data import load_mnist
+from jaxgen import diffusion
 from jaxgen.diffusion import guidance, noisy_classifier, pipeline
 from jaxgen.experiments import _diffusion as common
 from jaxgen.train import train
@@ -30,8 +29,7 @@ CONFIGS = {
 
 def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
     cfg = CONFIGS["quick" if quick else "full"]
-    data = load_mnist("train")
-    x, y = data.images[: cfg["train_size"]], data.labels[: cfg["train_size"]]
+    data, x, y = common.training_data(cfg)
     key = jax.random.key(seed)
     model, hist, sec = common.train_unet(out, x, None, cfg, key, resume=resume,
                                          desc="unconditional DDPM")
@@ -49,8 +47,7 @@ def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
     logits_fn = lambda xt, t: clf.apply({"params": clf_state.params}, xt, t)  # noqa: E731
     guide_fn = functools.partial(guidance.classifier_grad, logits_fn)  # y -> grad log p(y|x_t)
 
-    ev, test = evaluate.load(), load_mnist("test")
-    reference = test.images[: max(1000, cfg["n_samples"])]
+    ev, _, reference = common.evaluator_and_test(cfg["n_samples"])
     results, rows = common.sweep(model, jax.random.fold_in(key, 1), SCALES, cfg["n_samples"],
                                  ev, reference, steps=cfg["steps"], guide_fn=guide_fn)
     common.sweep_figure(rows, out / "guidance_sweep.png", "classifier scale s")

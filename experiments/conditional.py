@@ -9,8 +9,6 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxgen import evaluate
-from jaxgen.data import load_mnist
 from jaxgen.diffusion import pipeline
 from jaxgen.experiments import _diffusion as common
 
@@ -24,8 +22,7 @@ CONFIGS = {
 
 def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
     cfg = CONFIGS["quick" if quick else "full"]
-    data = load_mnist("train")
-    x, y = data.images[: cfg["train_size"]], data.labels[: cfg["train_size"]]
+    data, x, y = common.training_data(cfg)
     key = jax.random.key(seed)
     model, hist, sec = common.train_unet(out, x, y, cfg, key, resume=resume,
                                          desc="conditional DDPM")
@@ -33,8 +30,8 @@ def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
     n = cfg["n_samples"]
     labels = np.arange(n) % 10
     images = pipeline.generate(model, jax.random.fold_in(key, 1), n, labels, steps=cfg["steps"])
-    ev, test = evaluate.load(), load_mnist("test")
-    q = common.judge(ev, images, test.images[: max(1000, n)], labels)
+    ev, _, reference = common.evaluator_and_test(n)
+    q = common.judge(ev, images, reference, labels)
     common.digits_figure(images[:80], out / "digits.png",
                          f"conditional DDPM, DDIM-{cfg['steps']}: one row per digit")
     common.loss_figure(hist, out / "loss.png", "conditional DDPM training loss")

@@ -12,8 +12,6 @@ import jax
 import numpy as np
 import optax
 
-from jaxgen import evaluate
-from jaxgen.data import load_mnist
 from jaxgen.diffusion import pipeline
 from jaxgen.diffusion.latent import Autoencoder, make_loss
 from jaxgen.experiments import _diffusion as common
@@ -32,8 +30,7 @@ CONFIGS = {
 
 def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
     cfg = CONFIGS["quick" if quick else "full"]
-    data = load_mnist("train")
-    x, y = data.images[: cfg["train_size"]], data.labels[: cfg["train_size"]]
+    data, x, y = common.training_data(cfg)
     key = jax.random.key(seed)
     ae = Autoencoder(cfg["latent_channels"])
     k_ae = jax.random.fold_in(key, 5)
@@ -57,8 +54,7 @@ def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
                                     latent_scale=scale)
     pipeline.save(out, model)
 
-    ev, test = evaluate.load(), load_mnist("test")
-    reference = test.images[: max(1000, cfg["n_samples"])]
+    ev, test, reference = common.evaluator_and_test(cfg["n_samples"])
     recon = map_batches(lambda v: np.asarray(jax.nn.sigmoid(ae.apply(ae_vars, v))),
                         (reference,))
     recon_quality = common.judge(ev, recon, reference, test.labels[: len(reference)])

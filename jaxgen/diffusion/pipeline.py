@@ -42,10 +42,6 @@ class DiffusionModel:
     def num_classes(self) -> int | None:
         return self.unet.num_classes
 
-    @property
-    def schedule(self) -> schedule.Schedule:
-        return schedule.linear(self.T)
-
 
 def _config(model: DiffusionModel) -> dict:
     ae = model.autoencoder
