@@ -80,3 +80,9 @@ def test_exact_eps_of_a_point_mass_leaves_only_prior_and_decoder_terms():
     expect = (vlb.prior_kl(point, SMALL) + vlb.decoder_nll(point, jnp.full_like(point, mu_1),
                                                            SMALL.betas[1])) / (4 * np.log(2))
     np.testing.assert_allclose(bpd, expect, rtol=1e-3)
+
+
+def test_bits_per_dim_rejects_a_non_positive_n_t():
+    import pytest
+    with pytest.raises(ValueError, match="n_t must be a positive int or None, got 0"):
+        vlb.bits_per_dim(lambda x, t: x, jax.random.key(0), jnp.zeros((1, 2, 2, 1)), SMALL, n_t=0)
