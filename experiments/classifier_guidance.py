@@ -22,7 +22,7 @@ CONFIGS = {
                  n_samples=1000, steps=50, train_size=None, classifier_epochs=20,
                  classifier_batch_size=128),
     "quick": dict(widths=(16, 32, 64), epochs=24, batch_size=64, ema_decay=0.995,
-                  n_samples=1000, steps=50, train_size=None, classifier_epochs=8,
+                  n_samples=1000, steps=50, train_size=None, classifier_epochs=20,
                   classifier_batch_size=128),
 }
 

@@ -18,8 +18,11 @@ from jaxgen.diffusion.unet import sinusoidal_embedding
 
 class NoisyClassifier(nn.Module):
     """logits(x_t (B, H, W, C), t (B,)) -> (B, num_classes); per stage: conv3x3 + time MLP,
-    GroupNorm, ReLU, conv3x3, GroupNorm, ReLU, 2x2 max-pool; then a global mean and a Dense.
-    No batch statistics, so examples are independent (as per-example gradients need)."""
+    GroupNorm, ReLU, conv3x3, GroupNorm, ReLU, 2x2 max-pool; then a Dense on the flattened map.
+    No batch statistics, so examples are independent (as per-example gradients need).
+    Not a global mean before the Dense: after GroupNorm + ReLU each channel's spatial mean is
+    almost the same for every input, and with that head the classifier stayed at chance on
+    noised digits (even at t = 10) while learning clean ones at once."""
 
     widths: tuple[int, ...] = (32, 64)
     time_dim: int = 100
@@ -34,7 +37,7 @@ class NoisyClassifier(nn.Module):
             x = nn.relu(nn.GroupNorm(num_groups=min(8, w))(x))
             x = nn.relu(nn.GroupNorm(num_groups=min(8, w))(nn.Conv(w, (3, 3), padding=1)(x)))
             x = nn.max_pool(x, (2, 2), strides=(2, 2))
-        return nn.Dense(self.num_classes)(jnp.mean(x, axis=(1, 2)))
+        return nn.Dense(self.num_classes)(x.reshape(x.shape[0], -1))
 
 
 def make_loss(model: NoisyClassifier, schedule: Schedule):
