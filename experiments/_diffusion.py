@@ -21,9 +21,15 @@ from jaxgen.train import train
 
 
 def training_data(cfg: dict):
-    """The MNIST training split (for its source) and its first cfg['train_size'] images, labels."""
+    """The MNIST training split (for its source) and cfg['train_size'] of its images and labels
+    (all when None), taken evenly spread over the split: the bundled digits are sorted by label,
+    so a leading slice would hold only zeros."""
     data = load_mnist("train")
-    return data, data.images[: cfg["train_size"]], data.labels[: cfg["train_size"]]
+    if cfg["train_size"] is None:
+        return data, data.images, data.labels
+    n = min(cfg["train_size"], len(data.images))
+    idx = np.arange(n) * len(data.images) // n
+    return data, data.images[idx], data.labels[idx]
 
 
 def evaluator_and_test(n_samples: int):

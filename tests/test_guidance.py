@@ -197,3 +197,13 @@ def test_guidance_experiments_end_to_end_in_tiny_configurations(name, extra, tmp
     # every run leaves a model `jaxgen sample` can load
     assert main(["sample", str(tmp_path), "--n", "2", "--steps", "2",
                  "--out", str(tmp_path / "s.png")]) == 0
+
+
+def test_training_data_subset_holds_every_digit():
+    from jaxgen.experiments._diffusion import training_data
+
+    data, x, y = training_data({"train_size": 50})
+    assert x.shape == (50, 28, 28, 1) and y.shape == (50,)
+    assert set(np.asarray(y).tolist()) == set(range(10))  # a leading slice was only zeros
+    np.testing.assert_array_equal(x[0], data.images[0])
+    assert training_data({"train_size": None})[1].shape[0] == len(data.images)
