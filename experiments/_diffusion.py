@@ -27,6 +27,8 @@ def training_data(cfg: dict):
     data = load_mnist("train")
     if cfg["train_size"] is None:
         return data, data.images, data.labels
+    if cfg["train_size"] < 1:
+        raise ValueError(f"train_size must be None (all) or >= 1, got {cfg['train_size']}")
     n = min(cfg["train_size"], len(data.images))
     idx = np.arange(n) * len(data.images) // n
     return data, data.images[idx], data.labels[idx]

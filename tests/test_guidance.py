@@ -207,3 +207,5 @@ def test_training_data_subset_holds_every_digit():
     assert set(np.asarray(y).tolist()) == set(range(10))  # a leading slice was only zeros
     np.testing.assert_array_equal(x[0], data.images[0])
     assert training_data({"train_size": None})[1].shape[0] == len(data.images)
+    with pytest.raises(ValueError, match="train_size must be None"):
+        training_data({"train_size": 0})
