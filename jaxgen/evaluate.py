@@ -32,7 +32,8 @@ class Evaluator(NamedTuple):
 
 
 def _template():
-    return jax.jit(CNN().init)(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+    """The CNN's variable tree as shapes only (no compilation): the target for `from_bytes`."""
+    return jax.eval_shape(CNN().init, jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
 
 
 def save(params: Any, path: str | Path) -> Path:
