@@ -121,6 +121,19 @@ def _saved_model(tmp_path, p_uncond=0.1):
     return model
 
 
+def test_classifier_guidance_at_scale_0_skips_the_gradient():
+    net = diffusion.UNet(**TINY)
+    params = jax.jit(net.init)(jax.random.key(1), jnp.zeros((1, 28, 28, 1)),
+                               jnp.ones((1,), jnp.int32))["params"]
+    model = pipeline.DiffusionModel(net, {"unet": {"params": params}}, (28, 28, 1))
+    nan_grad = lambda y: lambda x, t: jnp.full_like(x, jnp.nan)  # noqa: E731
+    run = functools.partial(pipeline.generate, model, jax.random.key(0), 3, [1, 2, 3], steps=3,
+                            guide_fn=nan_grad)
+    plain = pipeline.generate(model, jax.random.key(0), 3, steps=3)
+    np.testing.assert_array_equal(run(guide_scale=0.0), plain)  # 0 * NaN would poison it
+    assert np.isnan(run(guide_scale=1.0)).all()  # at s != 0 the gradient is used
+
+
 def test_pipeline_save_load_and_sample(tmp_path):
     model = _saved_model(tmp_path)
     loaded = pipeline.load(tmp_path)

@@ -125,7 +125,10 @@ def _sample_batch(variables, key, y, gamma, guide_scale, latent_scale, *, unet, 
     guide = None
     if guide_fn is not None:
         grad = guide_fn(y)
-        guide = lambda x, t: guide_scale * grad(x, t)  # noqa: E731
+
+        def guide(x, t):  # at scale 0 the classifier's gradient is skipped, not multiplied by 0
+            return jax.lax.cond(guide_scale == 0, lambda: jnp.zeros_like(x),
+                                lambda: guide_scale * grad(x, t))
     clip = (0.0, 1.0) if autoencoder is None else None
     if sampler == "ddpm":
         x = ddpm.sample(eps_fn, key, shape, sched, clip=clip, guide=guide)[0]
