@@ -47,7 +47,15 @@ def classifier_grad(logits_fn: Callable, y: jax.Array) -> Callable:
     return jax.grad(log_p)
 
 
+def scaled_guide(grad: Callable, scale) -> Callable:
+    """`guide(x_t, t) = scale * grad(x_t, t)`; at scale 0 (which may be traced) the gradient is
+    skipped by `lax.cond`, not computed and multiplied by 0."""
+    def guide(x, t):
+        return jax.lax.cond(scale == 0, lambda: jnp.zeros_like(x), lambda: scale * grad(x, t))
+
+    return guide
+
+
 def classifier_guide(logits_fn: Callable, y: jax.Array, scale) -> Callable:
     """`guide(x_t, t) = scale * grad_x log p(y | x_t, t)`, for `ddpm.sample`/`ddim_sample`."""
-    grad = classifier_grad(logits_fn, jnp.asarray(y))
-    return lambda x, t: scale * grad(x, t)
+    return scaled_guide(classifier_grad(logits_fn, jnp.asarray(y)), scale)

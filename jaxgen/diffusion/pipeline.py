@@ -122,13 +122,7 @@ def _sample_batch(variables, key, y, gamma, guide_scale, latent_scale, *, unet, 
                   else lambda x, t: apply(x, t, y))
     else:
         eps_fn = lambda x, t: unet.apply(variables["unet"], x, t)  # noqa: E731
-    guide = None
-    if guide_fn is not None:
-        grad = guide_fn(y)
-
-        def guide(x, t):  # at scale 0 the classifier's gradient is skipped, not multiplied by 0
-            return jax.lax.cond(guide_scale == 0, lambda: jnp.zeros_like(x),
-                                lambda: guide_scale * grad(x, t))
+    guide = None if guide_fn is None else guidance.scaled_guide(guide_fn(y), guide_scale)
     clip = (0.0, 1.0) if autoencoder is None else None
     if sampler == "ddpm":
         x = ddpm.sample(eps_fn, key, shape, sched, clip=clip, guide=guide)[0]
