@@ -25,6 +25,23 @@ from jaxgen.experiments import EXPERIMENTS
 from jaxgen.train import TrainingDiverged
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A handler that writes to whatever `sys.stderr` is when a record is emitted, so a
+    redirected or captured stderr that has since been closed is never written to."""
+
+    def __init__(self):
+        super().__init__()
+        self.setFormatter(logging.Formatter("jaxgen: %(message)s"))
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):  # StreamHandler.__init__ assigns one; the property decides
+        pass
+
+
 class UsageError(Exception):
     """A mistake in how jaxgen was called; reported in one line, exit code 2."""
 
@@ -231,9 +248,7 @@ def _cmd_bench(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     logger = logging.getLogger("jaxgen")  # our own notes only, not every library's INFO
     if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("jaxgen: %(message)s"))
-        logger.addHandler(handler)
+        logger.addHandler(_StderrHandler())
         logger.setLevel(logging.INFO)
         logger.propagate = False  # absl may have configured the root logger too
     try:

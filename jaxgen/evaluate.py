@@ -12,6 +12,7 @@ judged by the same network.
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -62,15 +63,22 @@ def _check_images(images) -> np.ndarray:
     return images
 
 
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _apply(model: CNN, params: Any, x: jax.Array, penultimate: bool) -> jax.Array:
+    """One compiled program per (model, batch shape, output), shared by every evaluator and
+    call: params are an argument, not a constant baked into a new jit each call."""
+    return model.apply(params, x, features=penultimate)
+
+
 def logits(ev: Evaluator, images) -> np.ndarray:
     """Class logits, shape (N, 10)."""
-    fn = jax.jit(lambda x: ev.model.apply(ev.params, x))
+    fn = functools.partial(_apply, ev.model, ev.params, penultimate=False)
     return map_batches(fn, (_check_images(images),), 500)
 
 
 def features(ev: Evaluator, images) -> np.ndarray:
     """Penultimate-layer features, shape (N, 128)."""
-    fn = jax.jit(lambda x: ev.model.apply(ev.params, x, features=True))
+    fn = functools.partial(_apply, ev.model, ev.params, penultimate=True)
     return map_batches(fn, (_check_images(images),), 500)
 
 

@@ -4,6 +4,7 @@ import sys
 
 import pytest
 
+from jaxgen.benchmarks import BENCHMARKS
 from jaxgen.cli import main
 from jaxgen.experiments import EXPERIMENTS
 
@@ -13,11 +14,15 @@ def jaxgen(*args):
                           text=True, timeout=120)
 
 
-def test_list_names_every_experiment(capsys):
+def test_list_names_every_experiment_and_every_benchmark(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    for name in [*EXPERIMENTS, "gmm"]:
-        assert f"  {name}" in out
+    head, sep, bench = out.partition("benchmarks (jaxgen bench NAME):")
+    assert sep and head.startswith("experiments (jaxgen run NAME):")
+    # each section lists its own names ('gmm' is both an experiment and a benchmark)
+    listed = lambda section: {line.split()[0] for line in section.splitlines()[1:] if line}  # noqa: E731
+    assert listed(head) == set(EXPERIMENTS)
+    assert listed(sep + bench) == set(BENCHMARKS)
 
 
 @pytest.mark.parametrize("args,msg", [

@@ -184,13 +184,13 @@ TINY_RUN = dict(widths=(4, 8), epochs=1, batch_size=32, ema_decay=0.9, n_samples
                 train_size=64)
 
 
-@pytest.mark.parametrize("name,extra", [
-    ("conditional", {}),
-    ("cfg", {"p_uncond": 0.1}),
-    ("classifier-guidance", {"classifier_epochs": 1, "classifier_batch_size": 32}),
-    ("latent-diffusion", {"p_uncond": 0.1, "ae_epochs": 1, "latent_channels": 2}),
+@pytest.mark.parametrize("name,extra,sweep_key", [
+    ("conditional", {}, None),
+    ("cfg", {"p_uncond": 0.1}, "by_gamma"),
+    ("classifier-guidance", {"classifier_epochs": 1, "classifier_batch_size": 32}, "by_scale"),
+    ("latent-diffusion", {"p_uncond": 0.1, "ae_epochs": 1, "latent_channels": 2}, "by_gamma"),
 ])
-def test_guidance_experiments_end_to_end_in_tiny_configurations(name, extra, tmp_path,
+def test_guidance_experiments_end_to_end_in_tiny_configurations(name, extra, sweep_key, tmp_path,
                                                                 monkeypatch):
     import importlib
 
@@ -202,9 +202,13 @@ def test_guidance_experiments_end_to_end_in_tiny_configurations(name, extra, tmp
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert 0 <= m["label_accuracy"] <= 1 and m["fid"] > 0
     assert abs(sum(m["class_shares"]) - 1) < 1e-6
-    sweep = m.get("by_gamma") or m.get("by_scale")
-    if sweep is not None:
+    if sweep_key is None:  # one model, no guidance sweep
+        assert "by_gamma" not in m and "by_scale" not in m
+    else:
+        sweep = m[sweep_key]
         assert set(sweep) == {"0", "1", "3", "5"}
+        for row in sweep.values():
+            assert 0 <= row["label_accuracy"] <= 1 and row["fid"] > 0
     for fig in m["figures"]:
         assert (tmp_path / fig).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # every run leaves a model `jaxgen sample` can load

@@ -1,3 +1,6 @@
+import logging
+import tempfile
+
 import jax
 import numpy as np
 import pytest
@@ -25,10 +28,33 @@ def test_auto_falls_back_to_bundled_without_prepared_tfds(tmp_path, monkeypatch)
     assert data.source == "bundled" and len(data.labels) == 10000
 
 
-def test_tfds_path_with_mock_data():
+def test_auto_fallback_is_one_info_line_no_warnings_and_no_temporaries(tmp_path, monkeypatch,
+                                                                         caplog, capfd):
+    from jaxgen.data import mnist
+
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # the system temp folder, watched
+    monkeypatch.setattr(mnist, "_said", set())
+    with caplog.at_level(logging.INFO):
+        for split in ("test", "test", "train"):
+            assert load_mnist(split, source="auto").source == "bundled"
+    assert list(temp.iterdir()) == []  # tfds used to leave a tmp*tfds folder per call
+    notes = [r for r in caplog.records if r.name == "jaxgen"]
+    assert len(notes) == 1 and notes[0].levelno == logging.INFO and "bundled" in notes[0].message
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "absl" not in capfd.readouterr().err
+
+
+def test_tfds_path_with_mock_data(tmp_path, monkeypatch):
     tfds = pytest.importorskip("tensorflow_datasets")
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     with tfds.testing.mock_data(num_examples=24):
         data = load_mnist("train", source="tfds")
+    assert list(temp.iterdir()) == []  # whatever tfds put in the temp folder is removed
     assert data.source == "tfds"
     assert data.images.shape == (24, 28, 28, 1) and data.images.dtype == np.float32
     assert data.labels.shape == (24,) and set(np.unique(data.labels)) <= set(range(10))

@@ -6,10 +6,13 @@ expect), labels as int32 (N,).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import os
+import tempfile
 from importlib import resources
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -41,16 +44,46 @@ def _bundled(split: str) -> MNIST:
     return MNIST(images, labels.astype(np.int32), "bundled")
 
 
+def _tfds_prepared(data_dir: str | None) -> bool:
+    """Whether a prepared tfds MNIST exists (`<data_dir>/mnist/<version>/dataset_info.json`),
+    found without importing tfds: asking tfds itself logs absl warnings about folders that do
+    not exist and leaves temporary folders behind."""
+    root = Path(data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets")
+    return any(root.expanduser().glob("mnist/*/dataset_info.json"))
+
+
+@contextlib.contextmanager
+def _private_tempdir():
+    """Within the block, `tempfile` puts its folders in one private folder, removed on exit
+    (tfds makes a `tmp*tfds` folder per call and never removes it)."""
+    with tempfile.TemporaryDirectory(prefix="jaxgen-tfds-") as private:
+        saved, tempfile.tempdir = tempfile.tempdir, private
+        try:
+            yield
+        finally:
+            tempfile.tempdir = saved
+
+
 def _tfds(split: str, data_dir: str | None, download: bool) -> MNIST:
     import tensorflow_datasets as tfds
 
     # A data source needs no TensorFlow: it reads prepared array_record files by index.
-    source = tfds.data_source("mnist", split=split, data_dir=data_dir, download=download,
-                              builder_kwargs={"file_format": "array_record"})
-    examples = [source[i] for i in range(len(source))]
+    with _private_tempdir():
+        source = tfds.data_source("mnist", split=split, data_dir=data_dir, download=download,
+                                  builder_kwargs={"file_format": "array_record"})
+        examples = [source[i] for i in range(len(source))]
     images = np.stack([e["image"] for e in examples]).astype(np.float32) / 255.0
     labels = np.asarray([e["label"] for e in examples], np.int32)
     return MNIST(images.reshape(-1, 28, 28, 1), labels, "tfds")
+
+
+_said: set[str] = set()
+
+
+def _log_fallback_once(message: str) -> None:
+    if message not in _said:
+        _said.add(message)
+        log.info(message)
 
 
 def load_mnist(split: str = "train", source: str = "auto", data_dir: str | None = None) -> MNIST:
@@ -75,11 +108,16 @@ def load_mnist(split: str = "train", source: str = "auto", data_dir: str | None 
         return _bundled(split)
     if source == "tfds":
         return _tfds(split, data_dir, download=True)
+    if not _tfds_prepared(data_dir):
+        _log_fallback_once(f"MNIST: no prepared tfds data under "
+                           f"{data_dir or '$TFDS_DATA_DIR or ~/tensorflow_datasets'}; "
+                           f"using the digits bundled with jaxgen")
+        return _bundled(split)
     try:
         data = _tfds(split, data_dir, download=False)
-    except Exception as e:  # not prepared (or tfds unusable here): fall back, and say so
-        log.info("MNIST %s: no prepared tfds data (%s); using the bundled digits",
-                 split, type(e).__name__)
+    except Exception as e:  # prepared but unreadable (or tfds unusable here): fall back
+        _log_fallback_once(f"MNIST {split}: tfds data unreadable ({type(e).__name__}); using "
+                           f"the digits bundled with jaxgen")
         return _bundled(split)
     log.info("MNIST %s: tfds (%d images)", split, len(data.labels))
     return data
