@@ -28,7 +28,7 @@ from jaxgen.train import init_state, make_train_step
 def em_iteration_seconds(n: int, k: int, d: int = 8, repeats: int = 3) -> float:
     x = jnp.asarray(np.random.default_rng(0).normal(size=(n, d)), jnp.float32)
     g = gmm.fit(x, k, key=jax.random.key(0), max_iter=1)[0]
-    step = jax.jit(lambda xx, gg: gmm._m_step(xx, gmm.e_step(gg, xx).T, 1e-6, "full"))
+    step = jax.jit(lambda xx, gg: gmm.m_step(xx, gmm.e_step(gg, xx), reg_covar=1e-6))
     return median_seconds(lambda: step(x, g), repeats, warmup=1)
 
 

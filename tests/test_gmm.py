@@ -254,3 +254,32 @@ def test_bad_fit_arguments(x, init, kwargs, msg):
 def test_n_init_with_explicit_start_is_an_error():
     with pytest.raises(ValueError, match="n_init=3 needs init to be an int"):
         gmm.fit(load_old_faithful(), BOOK_START, n_init=3)
+
+
+@pytest.mark.parametrize("covariance_type", gmm.COVARIANCE_TYPES)
+def test_m_step_matches_sklearns_m_step(x64, covariance_type):
+    from sklearn.mixture._gaussian_mixture import _estimate_gaussian_parameters
+
+    x, _ = blobs(seed=3, n=300, d=3, k=4)
+    resp = np.random.default_rng(3).dirichlet(np.ones(4), size=300)  # (N, K), rows sum to 1
+    g = gmm.m_step(x, resp, reg_covar=1e-4, covariance_type=covariance_type)
+    nk, means, covs = _estimate_gaussian_parameters(x, resp, 1e-4, covariance_type)
+    sk = GaussianMixture(4, covariance_type=covariance_type)
+    sk.covariances_ = covs
+    np.testing.assert_allclose(g.weights, nk / nk.sum(), rtol=1e-12)
+    np.testing.assert_allclose(g.means, means, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(g.covs, sklearn_full_covs(sk, 3), rtol=1e-10, atol=1e-12)
+    assert g.covariance_type == covariance_type
+
+
+@pytest.mark.parametrize("kwargs,msg", [
+    (dict(resp=np.ones((5, 2)) / 2), r"resp must have shape \(N, K\) with N=10"),
+    (dict(resp=np.full((10, 2), np.nan)), "resp must be finite"),
+    (dict(covariance_type="block"), "covariance_type must be one of"),
+    (dict(reg_covar=-1.0), "reg_covar must be >= 0"),
+])
+def test_m_step_names_a_bad_argument(kwargs, msg):
+    args = dict(x=np.random.default_rng(0).normal(size=(10, 2)), resp=np.ones((10, 2)) / 2)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=msg):
+        gmm.m_step(args.pop("x"), args.pop("resp"), **args)

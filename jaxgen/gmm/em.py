@@ -1,56 +1,32 @@
-"""Gaussian mixture models and their fit by expectation-maximisation (book chapters 4-5).
-
-    p(x) = sum_k pi_k N(x | mu_k, Sigma_k)
+"""Fitting a mixture by expectation-maximisation (book chapter 5).
 
 E-step:  q_nk = pi_k N(x_n | mu_k, Sigma_k) / p(x_n)                 (responsibilities)
 M-step:  N_k = sum_n q_nk,  pi_k = N_k / N,  mu_k = sum_n q_nk x_n / N_k,
          Sigma_k = sum_n q_nk (x_n - mu_k)(x_n - mu_k)^T / N_k + reg_covar I
 
 `fit` runs the whole EM loop as one compiled `lax.while_loop`; `n_init` restarts are one vmapped
-program. Covariance types follow scikit-learn ('full', 'diag', 'spherical', 'tied'); whatever
-the type, `GMM.covs` holds full (K, D, D) matrices, so every density function has one code path.
+program, each started by k-means++ seeding (or random responsibilities).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgen import _checks, mvn
+from jaxgen import _checks
+from jaxgen.gmm import _kernels, _validate
+from jaxgen.gmm.density import posterior as _posterior
+from jaxgen.gmm.mixture import GMM
 
 ArrayLike = jax.typing.ArrayLike
 Array = jax.Array
 
-COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 INIT_METHODS = ("kmeans++", "random")
-
-
-@functools.partial(
-    jax.tree_util.register_dataclass,
-    data_fields=["weights", "means", "covs"],
-    meta_fields=["covariance_type"],
-)
-@dataclasses.dataclass(frozen=True)
-class GMM:
-    """A Gaussian mixture, a pytree of arrays.
-
-    Attributes:
-      weights: mixing weights pi, shape (K,), non-negative, summing to 1.
-      means: component means mu, shape (K, D).
-      covs: component covariances Sigma, shape (K, D, D), symmetric positive definite.
-      covariance_type: how `covs` is constrained (static metadata; counts parameters for BIC).
-    """
-
-    weights: Array
-    means: Array
-    covs: Array
-    covariance_type: str = "full"
 
 
 class FitInfo(NamedTuple):
@@ -67,133 +43,10 @@ class FitInfo(NamedTuple):
     converged: Array
 
 
-# ----------------------------------------------------------------------------- checks
-
-
-def _check_x(x, name: str = "x") -> None:
-    if np.ndim(x) != 2:
-        raise ValueError(f"{name} must have shape (N, D), got shape {np.shape(x)}")
-    _checks.finite(name, x)
-
-
-def _check_gmm(gmm: GMM, d: int | None = None) -> None:
-    if not isinstance(gmm, GMM):
-        raise ValueError(f"gmm must be a jaxgen.gmm.GMM, got {type(gmm).__name__}")
-    k = np.shape(gmm.weights)
-    if len(k) != 1:
-        raise ValueError(f"gmm.weights must have shape (K,), got shape {k}")
-    (k,) = k
-    if np.ndim(gmm.means) != 2 or np.shape(gmm.means)[0] != k:
-        raise ValueError(f"gmm.means must have shape (K, D) with K={k}, got {np.shape(gmm.means)}")
-    dm = np.shape(gmm.means)[1]
-    if d is not None and dm != d:
-        raise ValueError(f"x has D={d} features but gmm.means has shape {np.shape(gmm.means)}")
-    if np.shape(gmm.covs) != (k, dm, dm):
-        raise ValueError(f"gmm.covs must have shape (K, D, D)=({k}, {dm}, {dm}), "
-                         f"got {np.shape(gmm.covs)}")
-    if gmm.covariance_type not in COVARIANCE_TYPES:
-        raise ValueError(f"gmm.covariance_type must be one of {COVARIANCE_TYPES}, "
-                         f"got {gmm.covariance_type!r}")
-    _checks.probabilities("gmm.weights", gmm.weights)
-    _checks.finite("gmm.means", gmm.means)
-    _checks.spd("gmm.covs", gmm.covs)
-
-
-def _check_x_gmm(gmm, x) -> None:
-    _check_x(x)
-    _check_gmm(gmm, np.shape(x)[1])
-
-
-def _as_float(gmm: GMM, x=None) -> tuple[GMM, Array]:
-    """Cast the GMM's arrays and x to one floating dtype."""
-    weights, means, covs, x = _checks.as_float(gmm.weights, gmm.means, gmm.covs,
-                                               gmm.means if x is None else x)
-    return dataclasses.replace(gmm, weights=weights, means=means, covs=covs), x
-
-
-# ----------------------------------------------------------------------------- densities
-
-
-def _shared_data_vmap(fn):
-    """Give `fn(x, *per_component)` a batching rule for many mixtures over the same data.
-
-    `fn` loops over components (`lax.map`) so that each (N, D) block stays in cache. Plain vmap
-    over restarts would run that loop with (B, N, D) blocks, 1.4x slower than B separate calls
-    (measured at N=1e5, K=D=16, B=8). When x is shared, B mixtures of K components are one
-    mixture of B*K components: fold the restart axis into the component axis instead.
-    """
-    wrapped = jax.custom_batching.custom_vmap(fn)
-
-    @wrapped.def_vmap
-    def rule(axis_size, in_batched, x, *per_component):
-        if in_batched[0]:  # different data for each batch element: nothing to share
-            axes = [0 if b else None for b in in_batched]
-            return jax.vmap(fn, in_axes=axes)(x, *per_component), True
-        flat = [jnp.broadcast_to(a, (axis_size, *a.shape)) if not b else a
-                for a, b in zip(per_component, in_batched[1:], strict=True)]
-        k = flat[0].shape[1]
-        out = fn(x, *(a.reshape(axis_size * k, *a.shape[2:]) for a in flat))
-        return out.reshape(axis_size, k, *out.shape[1:]), True
-
-    return wrapped
-
-
-@_shared_data_vmap
-def _sq_mahalanobis(x: Array, means: Array, L_inv: Array) -> Array:
-    """|L_k^-1 (x_n - mu_k)|^2, shape (K, N), one component at a time."""
-    def one(args):
-        mean, L_inv = args
-        z = (x - mean) @ L_inv.T
-        return jnp.sum(z * z, axis=-1)
-
-    return jax.lax.map(one, (means, L_inv))
-
-
-def _component_log_prob(gmm: GMM, x: Array) -> Array:
-    """log N(x_n | mu_k, Sigma_k), shape (K, N)."""
-    L_inv, half_log_det = mvn.whitening(gmm.covs)  # (K, D, D), (K,)
-    maha = _sq_mahalanobis(x, gmm.means, L_inv)
-    d = x.shape[-1]
-    return -0.5 * maha - half_log_det[:, None] - 0.5 * d * math.log(2 * math.pi)
-
-
-def _posterior(gmm: GMM, x: Array) -> tuple[Array, Array]:
-    """(responsibilities q, shape (K, N), and log p(x_n), shape (N,)).
-
-    Internally responsibilities are (K, N): every reduction over points then runs along the
-    contiguous axis (the public functions return the conventional (N, K)).
-    """
-    joint = jnp.log(gmm.weights)[:, None] + _component_log_prob(gmm, x)
-    log_px = _logsumexp_rows(joint)
-    return jnp.exp(joint - log_px), log_px
-
-
-def _sum_rows(a: Array) -> Array:
-    """sum over axis 0 of a (K, N) array, K small and static.
-
-    XLA:CPU reduces across rows ~10x slower than it does elementwise work (measured: 46 ms for
-    `jax.nn.logsumexp(a, axis=0)` at K=16, N=1e5), so the K rows are folded with elementwise
-    ops instead, which fuse into one pass (5 ms).
-    """
-    return functools.reduce(jnp.add, list(a))
-
-
-def _logsumexp_rows(a: Array) -> Array:
-    """logsumexp over axis 0 of a (K, N) array, folded as in `_sum_rows`."""
-    m = jax.lax.stop_gradient(functools.reduce(jnp.maximum, list(a)))
-    return m + jnp.log(_sum_rows(jnp.exp(a - m)))
-
-
-def log_prob(gmm: GMM, x: ArrayLike) -> Array:
-    """log p(x_n) = logsumexp_k (log pi_k + log N(x_n | mu_k, Sigma_k)), shape (N,) for x (N, D)."""
-    _check_x_gmm(gmm, x)
-    return _posterior(*_as_float(gmm, x))[1]
-
-
 def e_step(gmm: GMM, x: ArrayLike) -> Array:
     """Responsibilities q_nk = p(z = k | x_n), shape (N, K); each row sums to 1."""
-    _check_x_gmm(gmm, x)
-    return _posterior(*_as_float(gmm, x))[0].T
+    _validate.check_x_gmm(gmm, x)
+    return _posterior(*_validate.as_float(gmm, x))[0].T
 
 
 predict_proba = e_step
@@ -204,7 +57,37 @@ def predict(gmm: GMM, x: ArrayLike) -> Array:
     return jnp.argmax(e_step(gmm, x), axis=-1)
 
 
-# ----------------------------------------------------------------------------- M-step
+def m_step(x: ArrayLike, resp: ArrayLike, *, reg_covar: float = 1e-6,
+           covariance_type: str = "full") -> GMM:
+    """The M-step: the mixture that maximises the ELBO for fixed responsibilities.
+
+        N_k = sum_n q_nk,  pi_k = N_k / N,  mu_k = sum_n q_nk x_n / N_k,
+        Sigma_k = sum_n q_nk (x_n - mu_k)(x_n - mu_k)^T / N_k + reg_covar I
+
+    (constrained as `covariance_type` says; as scikit-learn's `_estimate_gaussian_parameters`).
+
+    Args:
+      x: data, shape (N, D), finite.
+      resp: responsibilities q_nk, shape (N, K), non-negative (rows of `e_step` sum to 1).
+      reg_covar: added to every covariance's diagonal.
+      covariance_type: 'full', 'diag', 'spherical' or 'tied'.
+    Returns:
+      the `GMM`; whatever the type, `covs` holds full (K, D, D) matrices.
+    """
+    _validate.check_x(x)
+    _validate.check_covariance_type(covariance_type)
+    _validate.check_reg_covar(reg_covar)
+    if np.ndim(resp) != 2 or np.shape(resp)[0] != np.shape(x)[0]:
+        raise ValueError(f"resp must have shape (N, K) with N={np.shape(x)[0]}, "
+                         f"got shape {np.shape(resp)}")
+    _checks.finite("resp", resp)
+    x, resp = _checks.as_float(x, resp)
+    return _m_step_jit(x, resp, jnp.asarray(reg_covar, x.dtype), covariance_type)
+
+
+@functools.partial(jax.jit, static_argnums=3)
+def _m_step_jit(x, resp, reg_covar, covariance_type):
+    return _m_step(x, resp.T, reg_covar, covariance_type)
 
 
 def _m_step(x: Array, q: Array, reg_covar, covariance_type: str) -> GMM:
@@ -219,7 +102,7 @@ def _m_step(x: Array, q: Array, reg_covar, covariance_type: str) -> GMM:
         # sum_k sum_n q_nk (x_n - mu_k)(x_n - mu_k)^T = sum_n s_n x_n x_n^T - sum_k N_k mu_k mu_k^T
         # with s_n = sum_k q_nk; any common shift c of x and mu leaves it unchanged, and shifting
         # by the weighted mean keeps the float32 difference well conditioned.
-        s = _sum_rows(q)
+        s = _kernels.sum_rows(q)
         c = s @ x / jnp.sum(s)
         xc, mc = x - c, means - c
         cov = ((s[:, None] * xc).T @ xc - (nk[:, None] * mc).T @ mc) / jnp.sum(nk)
@@ -228,49 +111,13 @@ def _m_step(x: Array, q: Array, reg_covar, covariance_type: str) -> GMM:
     if covariance_type == "full":
         # A sum of outer products of centred points stays positive semi-definite in floating
         # point, so a collapsing component ends at reg_covar * I rather than at NaN.
-        covs = _scatter_full(x, q, means) / nk[:, None, None]
+        covs = _kernels.scatter_full(x, q, means) / nk[:, None, None]
         covs = 0.5 * (covs + jnp.swapaxes(covs, 1, 2)) + reg_covar * eye
         return GMM(weights, means, covs, covariance_type)
-    var = _scatter_diag(x, q, means) / nk[:, None] + reg_covar  # (K, D)
+    var = _kernels.scatter_diag(x, q, means) / nk[:, None] + reg_covar  # (K, D)
     if covariance_type == "spherical":
         var = jnp.broadcast_to(jnp.mean(var, axis=1, keepdims=True), var.shape)
     return GMM(weights, means, var[:, :, None] * eye, covariance_type)
-
-
-@_shared_data_vmap
-def _scatter_full(x: Array, q: Array, means: Array) -> Array:
-    """sum_n q_nk (x_n - mu_k)(x_n - mu_k)^T, shape (K, D, D), one component at a time."""
-    def one(args):
-        r, mean = args
-        diff = x - mean
-        return (r[:, None] * diff).T @ diff
-
-    return jax.lax.map(one, (q, means))
-
-
-@_shared_data_vmap
-def _scatter_diag(x: Array, q: Array, means: Array) -> Array:
-    """sum_n q_nk (x_n - mu_k)^2 elementwise, shape (K, D), one component at a time."""
-    return jax.lax.map(lambda args: args[0] @ jnp.square(x - args[1]), (q, means))
-
-
-@functools.partial(jax.jit, static_argnums=3)
-def _m_step_jit(x, resp, reg_covar, covariance_type):
-    return _m_step(x, resp.T, reg_covar, covariance_type)
-
-
-def _check_covariance_type(covariance_type) -> None:
-    if covariance_type not in COVARIANCE_TYPES:
-        raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}, "
-                         f"got {covariance_type!r}")
-
-
-def _check_reg_covar(reg_covar) -> None:
-    if _checks.is_concrete(reg_covar) and not float(reg_covar) >= 0:
-        raise ValueError(f"reg_covar must be >= 0, got {reg_covar!r}")
-
-
-# ----------------------------------------------------------------------------- initialisation
 
 
 def _kmeans_plus_plus(key: Array, x: Array, k: int) -> Array:
@@ -299,9 +146,6 @@ def _initial_resp(key: Array, x: Array, k: int, init_method: str) -> Array:
     centres = _kmeans_plus_plus(key, x, k)
     d2 = jnp.sum(jnp.square(x[None] - centres[:, None]), axis=-1)  # (K, N)
     return jax.nn.one_hot(jnp.argmin(d2, axis=0), k, dtype=x.dtype).T
-
-
-# ----------------------------------------------------------------------------- fit
 
 
 def _em(x, w, gmm0: GMM, tol, reg_covar, max_iter: int, covariance_type: str):
@@ -384,9 +228,9 @@ def fit(
     Returns:
       (gmm, info): the fitted `GMM` and a `FitInfo` with the log-likelihood trace.
     """
-    _check_x(x)
-    _check_covariance_type(covariance_type)
-    _check_reg_covar(reg_covar)
+    _validate.check_x(x)
+    _validate.check_covariance_type(covariance_type)
+    _validate.check_reg_covar(reg_covar)
     n, d = np.shape(x)
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
@@ -395,7 +239,7 @@ def fit(
     if isinstance(n_init, bool) or not isinstance(n_init, int) or n_init < 1:
         raise ValueError(f"n_init must be a positive int, got {n_init!r}")
     if isinstance(init, GMM):
-        _check_gmm(init, d)
+        _validate.check_gmm(init, d)
         if n_init != 1:
             raise ValueError(f"n_init={n_init} needs init to be an int K; an explicit GMM "
                              "start is a single start")
@@ -414,7 +258,7 @@ def fit(
         raise ValueError(f"init asks for K={k} components but x has only N={n} points (K > N)")
 
     if start is not None:
-        start, x = _as_float(start, x)
+        start, x = _validate.as_float(start, x)
     else:
         (x,) = _checks.as_float(x)
     dtype = x.dtype
@@ -433,46 +277,3 @@ def fit(
     return _fit(x, w, start, key, jnp.asarray(tol, dtype),
                 jnp.asarray(reg_covar, dtype), k=k, n_init=n_init, max_iter=max_iter,
                 covariance_type=covariance_type, init_method=init_method)
-
-
-# ----------------------------------------------------------------------------- sampling, scores
-
-
-def sample(key: Array, gmm: GMM, n: int) -> tuple[Array, Array]:
-    """Ancestral sampling: z_i ~ Categorical(pi), x_i ~ N(mu_z, Sigma_z).
-
-    Returns:
-      (x, z): points of shape (n, D) and their component labels of shape (n,).
-    """
-    _check_gmm(gmm)
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be a non-negative int, got {n!r}")
-    return _sample(key, _as_float(gmm)[0], int(n))
-
-
-@functools.partial(jax.jit, static_argnums=2)
-def _sample(key, gmm: GMM, n: int):
-    kz, kx = jax.random.split(key)
-    z = jax.random.categorical(kz, jnp.log(gmm.weights), shape=(n,))
-    L = jnp.linalg.cholesky(gmm.covs)
-    eps = jax.random.normal(kx, (n, gmm.means.shape[1]), gmm.means.dtype)
-    return gmm.means[z] + jnp.einsum("nij,nj->ni", L[z], eps), z
-
-
-def n_parameters(gmm: GMM) -> int:
-    """Number of free parameters (as scikit-learn counts them for its covariance types)."""
-    k, d = np.shape(gmm.means)
-    cov = {"full": k * d * (d + 1) // 2, "diag": k * d, "spherical": k,
-           "tied": d * (d + 1) // 2}[gmm.covariance_type]
-    return cov + k * d + k - 1
-
-
-def bic(gmm: GMM, x: ArrayLike) -> Array:
-    """Bayesian information criterion -2 log L + p log N (lower is better)."""
-    n = np.shape(x)[0]
-    return -2 * jnp.sum(log_prob(gmm, x)) + n_parameters(gmm) * math.log(n)
-
-
-def aic(gmm: GMM, x: ArrayLike) -> Array:
-    """Akaike information criterion -2 log L + 2 p (lower is better)."""
-    return -2 * jnp.sum(log_prob(gmm, x)) + 2 * n_parameters(gmm)
