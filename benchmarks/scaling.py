@@ -20,7 +20,6 @@ from tqdm import tqdm
 
 from jaxgen import gmm, parallel, vae
 from jaxgen.benchmarks.common import machine, median_seconds
-from jaxgen.experiments.vae import make_loss
 from jaxgen.io import figure, save_figure
 from jaxgen.train import init_state, make_train_step
 
@@ -35,7 +34,7 @@ def em_iteration_seconds(n: int, k: int, d: int = 8, repeats: int = 3) -> float:
 def vae_step_seconds(batch: int, devices: int = 1, repeats: int = 5) -> float:
     """One jitted VAE train step on `devices` devices (batch sharded, state replicated)."""
     model, opt = vae.VAE(), optax.adam(1e-3)
-    step = make_train_step(make_loss(model, "gaussian", book=True), opt)
+    step = make_train_step(vae.make_loss(model, "gaussian", book=True), opt)
     key = jax.random.key(0)
     mesh = parallel.make_mesh(devices)
     x = np.random.default_rng(0).random((batch, 784), dtype=np.float32)

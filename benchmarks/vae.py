@@ -12,7 +12,6 @@ import optax
 
 from jaxgen import vae
 from jaxgen.benchmarks.common import machine, median_seconds
-from jaxgen.experiments.vae import make_loss
 from jaxgen.train import init_state, make_train_step
 
 
@@ -61,7 +60,7 @@ def _threaded(step, state, key, x):
 def run(*, quick: bool) -> dict:
     model = vae.VAE()
     optimizer = optax.adam(3e-4)
-    loss = make_loss(model, "gaussian", book=True)
+    loss = vae.make_loss(model, "gaussian", book=True)
     jit_step = make_train_step(loss, optimizer)
     eager_step = jit_step.__wrapped__  # the same Python function, not compiled
     key = jax.random.key(0)

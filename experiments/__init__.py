@@ -1,9 +1,16 @@
 """Experiments, one module each, run by `jaxgen run NAME`.
 
-Each module defines `run(out: Path, *, seed: int, quick: bool) -> dict`: it writes its figures
-into `out` and returns its metrics (the CLI writes them to `out/metrics.json`). Experiments that
-train also take `resume: bool` (continue from the checkpoints under `out`). An experiment is
-a thin script over the library: the maths lives in `jaxgen`.
+Each module declares its settings once and has one entry point (the shape of the Flax examples):
+
+    @dataclasses.dataclass(frozen=True)
+    class Config: ...                      # every setting, defaults = the book (`full`)
+    PRESETS = {"full": Config(), "quick": Config(epochs=3, ...)}
+    def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> dict
+
+`train_and_evaluate` writes its figures into `out` and returns its metrics (the CLI adds the
+config, versions and timing and writes `out/metrics.json`); `resume` continues from the
+checkpoints under `out` (experiments that train nothing simply run again). An experiment is a
+thin script over the library: the maths lives in `jaxgen`.
 """
 
 # name -> (module, one-line description), in the order of the book's chapters

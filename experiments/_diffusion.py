@@ -3,33 +3,56 @@ samples with the evaluator, guidance sweeps and their figures (the maths lives i
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jaxgen import diffusion, evaluate
+from jaxgen.config import ConfigError
 from jaxgen.data import load_mnist
 from jaxgen.diffusion import pipeline
-from jaxgen.diffusion.objective import make_loss
+from jaxgen.diffusion.training import train_diffusion
 from jaxgen.experiments._common import image_grid
 from jaxgen.io import figure, save_figure
-from jaxgen.train import train
 
 
-def training_data(cfg: dict):
-    """The MNIST training split (for its source) and cfg['train_size'] of its images and labels
+@dataclasses.dataclass(frozen=True)
+class DiffusionConfig:
+    """What every diffusion experiment sets; each experiment's `Config` adds its own fields."""
+
+    seed: int = 0
+    widths: tuple[int, ...] = (32, 64, 128)  # U-Net channels per resolution
+    epochs: int = 40
+    batch_size: int = 128
+    lr: float = 1e-3  # Adam
+    ema_decay: float = 0.999
+    n_samples: int = 1000  # generated images judged
+    steps: int = 50  # DDIM steps when sampling
+    train_size: int | None = None  # training digits, evenly spread (None: all)
+    schedule: str = "linear"  # noise schedule: linear (the book) or cosine
+    T: int = 1000  # training timesteps
+
+    def __post_init__(self):
+        if self.schedule not in pipeline.SCHEDULES:
+            raise ConfigError(f"--set schedule: expected one of {', '.join(pipeline.SCHEDULES)}, "
+                              f"got {self.schedule!r}")
+        if self.T < 1:
+            raise ConfigError(f"--set T: expected an int >= 1, got {self.T}")
+
+
+def training_data(cfg: DiffusionConfig):
+    """The MNIST training split (for its source) and cfg.train_size of its images and labels
     (all when None), taken evenly spread over the split: the bundled digits are sorted by label,
     so a leading slice would hold only zeros."""
     data = load_mnist("train")
-    if cfg["train_size"] is None:
+    if cfg.train_size is None:
         return data, data.images, data.labels
-    if cfg["train_size"] < 1:
-        raise ValueError(f"train_size must be None (all) or >= 1, got {cfg['train_size']}")
-    n = min(cfg["train_size"], len(data.images))
+    if cfg.train_size < 1:
+        raise ValueError(f"train_size must be None (all) or >= 1, got {cfg.train_size}")
+    n = min(cfg.train_size, len(data.images))
     idx = np.arange(n) * len(data.images) // n
     return data, data.images[idx], data.labels[idx]
 
@@ -53,27 +76,18 @@ def judge(ev, images, reference, labels=None) -> dict:
     return out
 
 
-def train_unet(out: Path, x, y, cfg: dict, key, *, resume: bool, desc: str,
-               p_uncond: float = 0.0, shape=(28, 28, 1)):
-    """Train `UNet(cfg['widths'], GroupNorm, num_classes=10 if y is given)` on x (N, *shape)
-    (and labels y) with Adam(cfg['lr']) and a parameter EMA; returns the DiffusionModel to
-    sample from (the EMA once it has forgotten its start), the history and seconds per step."""
-    net = diffusion.UNet(widths=tuple(cfg["widths"]), norm="group",
+def train_unet(out: Path, x, y, cfg: DiffusionConfig, key, *, resume: bool, desc: str,
+               p_uncond: float = 0.0, per_example_dropout: bool = True):
+    """Train `UNet(cfg.widths, GroupNorm, num_classes=10 if y is given)` on x (N, *shape) (and
+    labels y) with `jaxgen.diffusion.train_diffusion`; returns the DiffusionModel to sample
+    from, the history and seconds per step."""
+    net = diffusion.UNet(widths=tuple(cfg.widths), norm="group",
                          num_classes=None if y is None else 10)
-    t1 = jnp.ones((1,), jnp.int32)
-    params = jax.jit(net.init)(key, jnp.zeros((1, *shape)), t1)["params"]
-    data = (x,) if y is None else (x, y)
-    loss = make_loss(net, diffusion.linear(), stateful=False, p_uncond=p_uncond,
-                     per_example_dropout=cfg.get("dropout_per_example", True))
-    state, hist = train(loss,
-                        params, optax.adam(cfg.get("lr", 1e-3)), data, key=key,
-                        epochs=cfg["epochs"], batch_size=cfg["batch_size"],
-                        workdir=out / "train", resume=resume, desc=desc,
-                        ema_decay=cfg["ema_decay"], log_every=10)
-    use_ema = int(state.step) >= 2 / (1 - cfg["ema_decay"])
-    model = pipeline.DiffusionModel(net, {"unet": {"params": state.ema_params if use_ema
-                                                   else state.params}},
-                                    tuple(shape), p_uncond=p_uncond)
+    model, hist, _ = train_diffusion(
+        net, x, y, key=key, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+        ema_decay=cfg.ema_decay, schedule=cfg.schedule, T=cfg.T, p_uncond=p_uncond,
+        per_example_dropout=per_example_dropout, workdir=out / "train", resume=resume,
+        desc=desc)
     return model, hist, seconds_per_step(hist)
 
 
@@ -98,8 +112,8 @@ def sweep(model, key, scales, n: int, ev, reference, *, steps: int,
         t0 = time.perf_counter()
         images = pipeline.generate(model, key, n, labels, steps=steps, **kw)
         seconds = time.perf_counter() - t0
-        results[str(s)] = {**judge(ev, images, reference, labels), "sample_seconds": seconds}
-        rows[str(s)] = images[:80]
+        results[f"{s:g}"] = {**judge(ev, images, reference, labels), "sample_seconds": seconds}
+        rows[f"{s:g}"] = images[:80]
     return results, rows
 
 

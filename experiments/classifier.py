@@ -3,6 +3,7 @@ the CNN that becomes the project's evaluator (label accuracy and MNIST-FID)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -13,9 +14,9 @@ import optax
 
 from jaxgen import evaluate
 from jaxgen.classifier import CNN, MLP, make_loss
-from jaxgen.data import load_mnist
+from jaxgen.data import load_mnist, map_batches
 from jaxgen.io import figure, save_figure
-from jaxgen.train import map_batches, train
+from jaxgen.train import train
 
 log = logging.getLogger("jaxgen")
 
@@ -32,11 +33,27 @@ def test_accuracy(model, params, test) -> float:
     return float(np.mean(map_batches(fn, (test.images,), 1000) == test.labels))
 
 
-def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Settings of this experiment (defaults: the book)."""
+
+    seed: int = 0
+    mlp_epochs: int = 10
+    cnn_epochs: int = 20
+    mlp_batch_size: int = 32
+    cnn_batch_size: int = 64
+    fid_size: int | None = None  # test digits split in halves for FID rows (None: all)
+
+
+PRESETS = {"full": Config(),
+           "quick": Config(mlp_epochs=1, cnn_epochs=1, fid_size=2000)}
+
+
+def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> dict:
     train_set, test = load_mnist("train"), load_mnist("test")
     data = (train_set.images, train_set.labels)
-    key = jax.random.key(seed)
-    mlp_epochs, cnn_epochs = (1, 1) if quick else (10, 20)
+    key = jax.random.key(config.seed)
+    mlp_epochs, cnn_epochs = config.mlp_epochs, config.cnn_epochs
 
     mlp_results = {}
     fig, axes = figure(1, 2)
@@ -44,7 +61,7 @@ def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
         model = MLP(activation=act, initializer=init)
         params = model.init(jax.random.fold_in(key, i), train_set.images[:1])
         state, hist = train(make_loss(model), params, opt, data, key=jax.random.fold_in(key, i),
-                            epochs=mlp_epochs, batch_size=32, desc=f"MLP {name}")
+                            epochs=mlp_epochs, batch_size=config.mlp_batch_size, desc=f"MLP {name}")
         params = state.params
         acc = test_accuracy(model, params, test)
         mlp_results[name] = {"test_accuracy": acc, "train_loss": [h["loss"] for h in hist]}
@@ -60,7 +77,8 @@ def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
     cnn = CNN()
     params = jax.jit(cnn.init)(jax.random.fold_in(key, 100), train_set.images[:1])
     state, hist = train(make_loss(cnn), params, optax.adam(1e-3), data,
-                        key=jax.random.fold_in(key, 100), epochs=cnn_epochs, batch_size=64,
+                        key=jax.random.fold_in(key, 100), epochs=cnn_epochs,
+                        batch_size=config.cnn_batch_size,
                         workdir=out / "cnn", resume=resume, desc="CNN")
     params = state.params
     acc = test_accuracy(cnn, params, test)
@@ -68,10 +86,10 @@ def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
 
     ev = evaluate.Evaluator(cnn, params)
     # a random split: the official test set's two halves come from different writers
-    perm = np.random.default_rng(seed).permutation(len(test.labels))[: 2000 if quick else None]
+    perm = np.random.default_rng(config.seed).permutation(len(test.labels))[: config.fid_size]
     half = len(perm) // 2
     a, b = test.images[perm[:half]], test.images[perm[half:]]
-    noise = np.random.default_rng(seed).normal(size=b.shape)
+    noise = np.random.default_rng(config.seed).normal(size=b.shape)
     fid_halves = evaluate.fid(ev, a, b)
     fid_noisy = {s: evaluate.fid(ev, a, np.clip(b + s * noise, 0, 1)) for s in (0.1, 0.3, 0.5)}
     fig, ax = figure()

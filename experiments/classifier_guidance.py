@@ -4,6 +4,7 @@ steered by a classifier of noised images, eps <- eps - s sqrt(1 - alpha_bar_t) g
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 
@@ -16,21 +17,25 @@ from jaxgen.diffusion import guidance, noisy_classifier, pipeline
 from jaxgen.experiments import _diffusion as common
 from jaxgen.train import train
 
-SCALES = (0, 1, 3, 5)
-CONFIGS = {
-    "full": dict(widths=(32, 64, 128), epochs=40, batch_size=128, ema_decay=0.999,
-                 n_samples=1000, steps=50, train_size=None, classifier_epochs=20,
-                 classifier_batch_size=128),
-    "quick": dict(widths=(16, 32, 64), epochs=24, batch_size=64, ema_decay=0.995,
-                  n_samples=1000, steps=50, train_size=None, classifier_epochs=20,
-                  classifier_batch_size=128),
+
+@dataclasses.dataclass(frozen=True)
+class Config(common.DiffusionConfig):
+    """Settings (defaults: the `full` preset)."""
+
+    classifier_epochs: int = 20
+    classifier_batch_size: int = 128
+    scales: tuple[float, ...] = (0.0, 1.0, 3.0, 5.0)  # classifier scales swept
+
+
+PRESETS = {
+    "full": Config(),
+    "quick": Config(widths=(16, 32, 64), epochs=24, batch_size=64, ema_decay=0.995),
 }
 
 
-def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
-    cfg = CONFIGS["quick" if quick else "full"]
+def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
     data, x, y = common.training_data(cfg)
-    key = jax.random.key(seed)
+    key = jax.random.key(cfg.seed)
     model, hist, sec = common.train_unet(out, x, None, cfg, key, resume=resume,
                                          desc="unconditional DDPM")
     pipeline.save(out, model)
@@ -40,20 +45,20 @@ def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
     clf_params = jax.jit(clf.init)(k_clf, x[:1], jnp.ones((1,), jnp.int32))["params"]
     clf_state, clf_hist = train(noisy_classifier.make_loss(clf, diffusion.linear()), clf_params,
                                 optax.adam(1e-3), (x, y), key=k_clf,
-                                epochs=cfg["classifier_epochs"],
-                                batch_size=cfg["classifier_batch_size"],
+                                epochs=cfg.classifier_epochs,
+                                batch_size=cfg.classifier_batch_size,
                                 workdir=out / "classifier", resume=resume,
                                 desc="noisy classifier")
     logits_fn = lambda xt, t: clf.apply({"params": clf_state.params}, xt, t)  # noqa: E731
     guide_fn = functools.partial(guidance.classifier_grad, logits_fn)  # y -> grad log p(y|x_t)
 
-    ev, _, reference = common.evaluator_and_test(cfg["n_samples"])
-    results, rows = common.sweep(model, jax.random.fold_in(key, 1), SCALES, cfg["n_samples"],
-                                 ev, reference, steps=cfg["steps"], guide_fn=guide_fn)
+    ev, _, reference = common.evaluator_and_test(cfg.n_samples)
+    results, rows = common.sweep(model, jax.random.fold_in(key, 1), cfg.scales, cfg.n_samples,
+                                 ev, reference, steps=cfg.steps, guide_fn=guide_fn)
     common.sweep_figure(rows, out / "guidance_sweep.png", "classifier scale s")
     common.loss_figure(hist, out / "loss.png", "unconditional DDPM training loss")
     best = max(results, key=lambda s: results[s]["label_accuracy"])
-    return {"data_source": data.source, "train_size": len(x), "config": cfg,
+    return {"data_source": data.source, "train_size": len(x), "config": dataclasses.asdict(cfg),
             "seconds_per_step": sec, "epoch_loss": [h["loss"] for h in hist],
             "classifier_noisy_accuracy": clf_hist[-1]["accuracy"],
             "by_scale": results, "label_accuracy": results[best]["label_accuracy"],

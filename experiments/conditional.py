@@ -4,6 +4,7 @@ as the book's first conditional model: see `cfg` for guidance."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import jax
@@ -12,34 +13,39 @@ import numpy as np
 from jaxgen.diffusion import pipeline
 from jaxgen.experiments import _diffusion as common
 
-CONFIGS = {
-    "full": dict(widths=(32, 64, 128), epochs=40, batch_size=128, ema_decay=0.999,
-                 n_samples=1000, steps=50, train_size=None),
+
+@dataclasses.dataclass(frozen=True)
+class Config(common.DiffusionConfig):
+    """Settings (defaults: the `full` preset)."""
+
+    pass
+
+
+PRESETS = {
+    "full": Config(),
     # the same budget as `cfg --quick` (100 epochs, ~45 min on 2 cores), so the two compare
-    "quick": dict(widths=(16, 32, 64), epochs=100, batch_size=64, ema_decay=0.999,
-                  n_samples=1000, steps=50, train_size=None),
+    "quick": Config(widths=(16, 32, 64), epochs=100, batch_size=64),
 }
 
 
-def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
-    cfg = CONFIGS["quick" if quick else "full"]
+def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
     data, x, y = common.training_data(cfg)
-    key = jax.random.key(seed)
+    key = jax.random.key(cfg.seed)
     model, hist, sec = common.train_unet(out, x, y, cfg, key, resume=resume,
                                          desc="conditional DDPM")
     pipeline.save(out, model)
-    n = cfg["n_samples"]
+    n = cfg.n_samples
     labels = np.arange(n) % 10
-    images = pipeline.generate(model, jax.random.fold_in(key, 1), n, labels, steps=cfg["steps"])
+    images = pipeline.generate(model, jax.random.fold_in(key, 1), n, labels, steps=cfg.steps)
     ev, _, reference = common.evaluator_and_test(n)
     q = common.judge(ev, images, reference, labels)
     common.digits_figure(images[:80], out / "digits.png",
-                         f"conditional DDPM, DDIM-{cfg['steps']}: one row per digit")
+                         f"conditional DDPM, DDIM-{cfg.steps}: one row per digit")
     common.loss_figure(hist, out / "loss.png", "conditional DDPM training loss")
-    return {"data_source": data.source, "train_size": len(x), "config": cfg,
+    return {"data_source": data.source, "train_size": len(x), "config": dataclasses.asdict(cfg),
             "seconds_per_step": sec, "epoch_loss": [h["loss"] for h in hist],
             "label_accuracy": q["label_accuracy"], "fid": q["fid"],
             "class_shares": q["class_shares"], "mean_confidence": q["mean_confidence"],
             "headline": f"label accuracy {q['label_accuracy']:.3f}, FID {q['fid']:.1f} "
-                        f"({n} samples, DDIM-{cfg['steps']})",
+                        f"({n} samples, DDIM-{cfg.steps})",
             "figures": ["digits.png", "loss.png"]}

@@ -4,67 +4,65 @@ DDIM, and judge the samples with the project's evaluator (label shares, confiden
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jaxgen import diffusion, evaluate
 from jaxgen.data import load_mnist
 from jaxgen.diffusion import ddpm, pipeline
-from jaxgen.diffusion.objective import make_loss
+from jaxgen.diffusion.training import ema_ready, train_diffusion
+from jaxgen.experiments import _diffusion as common
 from jaxgen.experiments._common import image_grid
 from jaxgen.experiments._diffusion import judge, training_data
 from jaxgen.io import figure, save_figure
-from jaxgen.train import train
 
-CONFIGS = {
+
+@dataclasses.dataclass(frozen=True)
+class Config(common.DiffusionConfig):
+    """Settings (defaults: the `full` preset)."""
+
+    widths: tuple[int, ...] = (64, 128, 256)
+    epochs: int = 10
+    norm: str = "batch"  # the book's BatchNorm U-Net
+    ddim_steps: tuple[int, ...] = (50, 100)  # DDIM step counts judged beside DDPM-1000
+
+
+PRESETS = {
     # the book: its U-Net with BatchNorm, 10 epochs of batch 128 (~5 s a step on a 2-core CPU)
-    "full": dict(widths=(64, 128, 256), norm="batch", epochs=10, batch_size=128,
-                 n_samples=1000, train_size=None, ema_decay=0.999),
+    "full": Config(),
     # CPU: a narrow GroupNorm U-Net, 100 epochs of the 5,000 bundled digits (7,800 steps,
     # ~0.3 s each on 2 cores, the budget of the other quick diffusion experiments); sampling
     # 1,000 images with DDPM-1000 takes about as long again
-    "quick": dict(widths=(16, 32, 64), norm="group", epochs=100, batch_size=64, n_samples=1000,
-                  train_size=None, ema_decay=0.999),
+    "quick": Config(widths=(16, 32, 64), norm="group", epochs=100, batch_size=64),
 }
-DDIM_STEPS = (50, 100)
 CLIP = (0.0, 1.0)  # clip x0_hat to the pixel range while sampling (beyond the book)
 
 
-def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
-    cfg = CONFIGS["quick" if quick else "full"]
+def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
     train_set, x, _ = training_data(cfg)
-    schedule = diffusion.linear()
-    net = diffusion.UNet(widths=cfg["widths"], norm=cfg["norm"])
-    key = jax.random.key(seed)
-    variables = jax.jit(net.init)(key, x[:1], jnp.ones((1,), jnp.int32))  # one compile
-    params = variables.pop("params")
-    model_state = dict(variables) or None  # BatchNorm statistics, if any
-    state, hist = train(make_loss(net, schedule, stateful=model_state is not None), params,
-                        optax.adam(1e-3), (x,), key=key, epochs=cfg["epochs"],
-                        batch_size=cfg["batch_size"], workdir=out / "train", resume=resume,
-                        desc="DDPM", model_state=model_state, ema_decay=cfg["ema_decay"],
-                        log_every=10)
-    # sample with the EMA of the params once it has seen enough steps to forget its start
-    use_ema = int(state.step) >= 2 / (1 - cfg["ema_decay"])
-    sample_vars = {"params": state.ema_params if use_ema else state.params,
-                   **(state.model_state or {})}
+    net = diffusion.UNet(widths=cfg.widths, norm=cfg.norm)
+    key = jax.random.key(cfg.seed)
+    model, hist, state = train_diffusion(
+        net, x, key=key, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+        ema_decay=cfg.ema_decay, schedule=cfg.schedule, T=cfg.T, workdir=out / "train",
+        resume=resume, desc="DDPM")
+    schedule, sample_vars = model.noise_schedule, model.variables["unet"]
     eps_fn = lambda xt, t: net.apply(sample_vars, xt, t, train=False)  # noqa: E731
-    shape = (cfg["n_samples"], 28, 28, 1)
+    shape = (cfg.n_samples, 28, 28, 1)
     x_ddpm, path = jax.jit(lambda k: ddpm.sample(eps_fn, k, shape, schedule, keep=10,
                                                     clip=CLIP))(
         jax.random.fold_in(key, 1))
     x_ddim = {steps: np.clip(np.asarray(jax.jit(lambda k, n=steps: ddpm.ddim_sample(
         eps_fn, k, shape, schedule, n, clip=CLIP))(jax.random.fold_in(key, 2))), 0, 1)
-        for steps in DDIM_STEPS}
+        for steps in cfg.ddim_steps}
     x_ddpm = np.clip(np.asarray(x_ddpm), 0, 1)
-    pipeline.save(out, pipeline.DiffusionModel(net, {"unet": sample_vars}, (28, 28, 1)))
+    pipeline.save(out, model)
 
     ev, test = evaluate.load(), load_mnist("test")
-    reference = test.images[: max(1000, cfg["n_samples"])]
+    reference = test.images[: max(1000, cfg.n_samples)]
     quality = {"ddpm_1000": judge(ev, x_ddpm, reference),
                **{f"ddim_{n}": judge(ev, x, reference) for n, x in x_ddim.items()}}
     # the variational bound on 256 test digits, 32 timesteps each (an unbiased estimate)
@@ -73,7 +71,7 @@ def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
 
     fig, axes = figure(1, 2, size=(6, 6))
     image_grid(axes[0], x_ddpm[:64], 8, "DDPM, 1000 steps")
-    image_grid(axes[1], x_ddim[DDIM_STEPS[0]][:64], 8, f"DDIM, {DDIM_STEPS[0]} steps")
+    image_grid(axes[1], x_ddim[cfg.ddim_steps[0]][:64], 8, f"DDIM, {cfg.ddim_steps[0]} steps")
     save_figure(fig, out / "samples.png")
     fig, ax = figure(size=(10, 4))
     traj = np.clip(np.asarray(path[:, :4]), 0, 1).transpose(1, 0, 2, 3, 4).reshape(-1, 28, 28)
@@ -85,9 +83,9 @@ def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
     save_figure(fig, out / "loss.png")
     q = quality["ddpm_1000"]
     return {
-        "data_source": train_set.source, "train_size": len(x), "config": cfg,
+        "data_source": train_set.source, "train_size": len(x), "config": dataclasses.asdict(cfg),
         "unet_params": sum(p.size for p in jax.tree_util.tree_leaves(state.params)),
-        "sampled_with_ema": use_ema,
+        "sampled_with_ema": ema_ready(int(state.step), cfg.ema_decay),
         "epoch_loss": [h["loss"] for h in hist], "epoch_seconds": [h["seconds"] for h in hist],
         "quality": quality, "fid": q["fid"], "class_shares": q["class_shares"],
         "test_bits_per_dim": float(np.mean(bpd)),
@@ -95,6 +93,6 @@ def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
         "headline": f"loss {hist[0]['loss']:.4f} -> {hist[-1]['loss']:.4f}; DDPM-1000 FID "
                     f"{q['fid']:.1f}, confidence {q['mean_confidence']:.2f}, "
                     f"{float(np.mean(bpd)):.2f} bits/dim "
-                    f"({cfg['n_samples']} samples)",
+                    f"({cfg.n_samples} samples)",
         "figures": ["samples.png", "trajectory.png", "loss.png"],
     }

@@ -3,6 +3,7 @@ ancestral samples against the data."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import jax
@@ -20,9 +21,20 @@ BOOK_GMM = gmm.GMM(
 )
 
 
-def run(out: Path, *, seed: int, quick: bool) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Settings of this experiment (defaults: the book)."""
+
+    seed: int = 0
+    samples: int = 500  # as the book
+
+
+PRESETS = {"full": Config(), "quick": Config()}
+
+
+def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> dict:
     data = load_old_faithful()
-    samples, labels = gmm.sample(jax.random.key(seed), BOOK_GMM, 500)  # as the book
+    samples, labels = gmm.sample(jax.random.key(config.seed), BOOK_GMM, config.samples)
     samples, labels = np.asarray(samples), np.asarray(labels)
     xl, yl = padded_limits(data, 0.15)
     X, Y, pts = grid2d(xl, yl, 200)

@@ -3,44 +3,47 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import linen as nn
 
 from jaxgen import hvae
-from jaxgen.data import load_mnist
+from jaxgen.data import load_mnist, map_batches, per_example
 from jaxgen.experiments._common import image_grid
-from jaxgen.experiments.vae import per_example
 from jaxgen.io import figure, save_figure
-from jaxgen.train import map_batches, train
+from jaxgen.train import train
 
 
-def loss(model: hvae.HVAE):
-    def fn(params, key, batch):
-        (x,) = batch
-        out = model.apply(params, x, key)
-        t = hvae.terms(out, x)
-        return jnp.mean(hvae.book_loss(out, x)), {
-            "neg_elbo": jnp.mean(t["reconstruction"] + t["kl1"] + t["kl2"]),
-            "kl1": jnp.mean(t["kl1"]), "kl2": jnp.mean(t["kl2"])}
-    return fn
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Settings of this experiment (defaults: the book)."""
+
+    seed: int = 0
+    epochs: int = 30  # the book: 30 epochs, Adam 1e-3, batch 32
+    lr: float = 1e-3
+    batch_size: int = 32
+    test_size: int | None = None  # test digits for the bounds (None: all)
 
 
-def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
+PRESETS = {"full": Config(), "quick": Config(epochs=3, test_size=1000)}
+
+
+def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> dict:
     train_set, test = load_mnist("train"), load_mnist("test")
     x_train = train_set.images.reshape(-1, 784)
-    x_test = test.images.reshape(-1, 784)[: 1000 if quick else None]
-    epochs = 3 if quick else 30  # the book: 30 epochs, Adam 1e-3, batch 32
-    key = jax.random.key(seed)
+    x_test = test.images.reshape(-1, 784)[: config.test_size]
+    epochs = config.epochs
+    key = jax.random.key(config.seed)
     model = hvae.HVAE()
     params = model.init(key, x_train[:1], key)
     n_params = sum(p.size for p in jax.tree_util.tree_leaves(params))
-    state, hist = train(loss(model), params, optax.adam(1e-3), (x_train,), key=key,
-                        epochs=epochs, batch_size=32, workdir=out / "train", resume=resume,
+    state, hist = train(hvae.make_loss(model), params, optax.adam(config.lr), (x_train,), key=key,
+                        epochs=epochs, batch_size=config.batch_size, workdir=out / "train",
+                        resume=resume,
                         desc="HVAE")
     params = state.params
 

@@ -5,6 +5,7 @@ Compare its time and quality with pixel-space CFG (`jaxgen run cfg`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -12,32 +13,42 @@ import jax
 import numpy as np
 import optax
 
+from jaxgen.data import map_batches
 from jaxgen.diffusion import pipeline
 from jaxgen.diffusion.latent import Autoencoder, make_loss
 from jaxgen.experiments import _diffusion as common
 from jaxgen.experiments._common import image_grid
 from jaxgen.io import figure, save_figure
-from jaxgen.train import map_batches, train
+from jaxgen.train import train
 
-GAMMAS = (0, 1, 3, 5)
-CONFIGS = {
-    "full": dict(ae_epochs=30, widths=(64, 128), epochs=80, batch_size=128, ema_decay=0.999,
-                 n_samples=1000, steps=50, train_size=None, p_uncond=0.1, latent_channels=2),
+
+@dataclasses.dataclass(frozen=True)
+class Config(common.DiffusionConfig):
+    """Settings (defaults: the `full` preset)."""
+
+    widths: tuple[int, ...] = (64, 128)
+    epochs: int = 80
+    ae_epochs: int = 30
+    p_uncond: float = 0.1
+    latent_channels: int = 2
+    gammas: tuple[float, ...] = (0.0, 1.0, 3.0, 5.0)  # guidance scales swept
+
+
+PRESETS = {
+    "full": Config(),
     # the same 100 epochs as `cfg --quick` (~0.16 s a step: ~21 min on 2 cores, + ~6 for the AE)
-    "quick": dict(ae_epochs=10, widths=(64, 128), epochs=100, batch_size=64, ema_decay=0.999,
-                  n_samples=1000, steps=50, train_size=None, p_uncond=0.1, latent_channels=2),
+    "quick": Config(ae_epochs=10, epochs=100, batch_size=64),
 }
 
 
-def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
-    cfg = CONFIGS["quick" if quick else "full"]
+def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
     data, x, y = common.training_data(cfg)
-    key = jax.random.key(seed)
-    ae = Autoencoder(cfg["latent_channels"])
+    key = jax.random.key(cfg.seed)
+    ae = Autoencoder(cfg.latent_channels)
     k_ae = jax.random.fold_in(key, 5)
     t0 = time.perf_counter()
     ae_state, ae_hist = train(make_loss(ae), jax.jit(ae.init)(k_ae, x[:1])["params"],
-                              optax.adam(1e-3), (x,), key=k_ae, epochs=cfg["ae_epochs"],
+                              optax.adam(1e-3), (x,), key=k_ae, epochs=cfg.ae_epochs,
                               batch_size=64, workdir=out / "autoencoder", resume=resume,
                               desc="autoencoder")
     ae_seconds = time.perf_counter() - t0
@@ -47,20 +58,18 @@ def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
     scale = float(np.std(z))
 
     model, hist, sec = common.train_unet(out, z / scale, y, cfg, key, resume=resume,
-                                         desc="latent CFG DDPM", p_uncond=cfg["p_uncond"],
-                                         shape=z.shape[1:])
-    model = pipeline.DiffusionModel(model.unet, {**model.variables,
-                                                 "autoencoder": ae_state.params},
-                                    model.shape, p_uncond=cfg["p_uncond"], autoencoder=ae,
-                                    latent_scale=scale)
+                                         desc="latent CFG DDPM", p_uncond=cfg.p_uncond)
+    model = dataclasses.replace(model, variables={**model.variables,
+                                                  "autoencoder": ae_state.params},
+                                autoencoder=ae, latent_scale=scale)
     pipeline.save(out, model)
 
-    ev, test, reference = common.evaluator_and_test(cfg["n_samples"])
+    ev, test, reference = common.evaluator_and_test(cfg.n_samples)
     recon = map_batches(lambda v: np.asarray(jax.nn.sigmoid(ae.apply(ae_vars, v))),
                         (reference,))
     recon_quality = common.judge(ev, recon, reference, test.labels[: len(reference)])
-    results, rows = common.sweep(model, jax.random.fold_in(key, 1), GAMMAS, cfg["n_samples"],
-                                 ev, reference, steps=cfg["steps"])
+    results, rows = common.sweep(model, jax.random.fold_in(key, 1), cfg.gammas, cfg.n_samples,
+                                 ev, reference, steps=cfg.steps)
     common.sweep_figure(rows, out / "guidance_sweep.png", "gamma (latent)")
     common.digits_figure(rows["3"], out / "digits.png", "latent diffusion + CFG, gamma = 3")
     fig_recon = np.concatenate([reference[:10], recon[:10]])
@@ -68,7 +77,7 @@ def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
     image_grid(ax, fig_recon, 2, "test digits (top) and autoencoder reconstructions")
     save_figure(fig, out / "reconstructions.png")
     g3 = results["3"]
-    return {"data_source": data.source, "train_size": len(x), "config": cfg,
+    return {"data_source": data.source, "train_size": len(x), "config": dataclasses.asdict(cfg),
             "latent_shape": list(z.shape[1:]), "latent_scale": scale,
             "compression": float(np.prod(x.shape[1:]) / np.prod(z.shape[1:])),
             "autoencoder_seconds": ae_seconds, "autoencoder_final_loss": ae_hist[-1]["loss"],

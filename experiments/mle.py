@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import jax
@@ -13,10 +14,21 @@ from jaxgen.data import load_height
 from jaxgen.io import figure, save_figure
 
 
-def run(out: Path, *, seed: int, quick: bool) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Settings of this experiment (defaults: the book)."""
+
+    seed: int = 0
+    samples: int = 10_000  # generated heights, as the book
+
+
+PRESETS = {"full": Config(), "quick": Config()}
+
+
+def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> dict:
     x = load_height()
     mu, sigma = normal.mle(x)
-    generated = normal.sample(jax.random.key(seed), mu, sigma, (10_000,))  # as the book
+    generated = normal.sample(jax.random.key(config.seed), mu, sigma, (config.samples,))
     p_le_160 = float(normal.cdf(160.0, mu, sigma))
     p_gt_180 = float(1.0 - normal.cdf(180.0, mu, sigma))
 

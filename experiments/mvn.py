@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import jax
@@ -13,7 +14,18 @@ from jaxgen.experiments._common import grid2d, padded_limits
 from jaxgen.io import figure, save_figure
 
 
-def run(out: Path, *, seed: int, quick: bool) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Settings of this experiment (defaults: the book)."""
+
+    seed: int = 0
+
+
+
+PRESETS = {"full": Config(), "quick": Config()}
+
+
+def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> dict:
     # the book's plot_norm example
     mu0, cov0 = np.array([0.5, -0.2]), np.array([[2.0, 0.3], [0.3, 0.5]])
     X, Y, pts = grid2d((-5, 5), (-5, 5), 120)
@@ -32,7 +44,7 @@ def run(out: Path, *, seed: int, quick: bool) -> dict:
     x = load_height_weight()
     mean, cov = mvn.mle(x)
     n_show = 500
-    samples = mvn.sample(jax.random.key(seed), mean, cov, (n_show,))
+    samples = mvn.sample(jax.random.key(config.seed), mean, cov, (n_show,))
     (xl, yl) = padded_limits(x)
     X, Y, pts = grid2d(xl, yl, 150)
     Z = np.asarray(mvn.pdf(pts, mean, cov)).reshape(X.shape)

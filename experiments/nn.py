@@ -3,6 +3,7 @@ Rosenbrock function, linear regression and a 1-10-1 sigmoid MLP fitted to a sine
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import flax.linen as nn
@@ -50,8 +51,19 @@ def fit(loss, params, opt, steps: int):
     return params, losses
 
 
-def run(out: Path, *, seed: int, quick: bool) -> dict:
-    key = jax.random.key(seed)
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Settings of this experiment (defaults: the book)."""
+
+    seed: int = 0
+    sine_steps: int = 10_000  # SGD steps of the sine-regression MLP
+
+
+PRESETS = {"full": Config(), "quick": Config(sine_steps=2_000)}
+
+
+def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> dict:
+    key = jax.random.key(config.seed)
     y, dy = jax.value_and_grad(lambda x: 3 * x**2)(5.0)
 
     path = jax.jit(lambda x0: gradient_descent(rosenbrock, x0, 1e-3, 10_000))(
@@ -68,7 +80,7 @@ def run(out: Path, *, seed: int, quick: bool) -> dict:
     ts = jnp.sin(2 * jnp.pi * xs) + jax.random.uniform(kn, (100, 1))
     mlp = SineMLP()
     mlp_params, mlp_losses = fit(lambda p: jnp.mean((mlp.apply(p, xs) - ts) ** 2),
-                                 mlp.init(ki, xs), optax.sgd(0.2), 2_000 if quick else 10_000)
+                                 mlp.init(ki, xs), optax.sgd(0.2), config.sine_steps)
 
     fig, axes = figure(1, 3, size=(4.5, 4))
     g0, g1 = np.meshgrid(np.linspace(-2, 2, 200), np.linspace(-1, 3, 200))

@@ -8,6 +8,7 @@ compare, over many draws, each pixel's sample mean and variance with the closed 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import jax
@@ -41,11 +42,22 @@ def iterate(key, x0, schedule, draws: int):
     return jnp.stack(kept)
 
 
-def run(out: Path, *, seed: int, quick: bool) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Settings of this experiment (defaults: the book)."""
+
+    seed: int = 0
+    draws: int = 64  # independent forward chains
+
+
+PRESETS = {"full": Config(), "quick": Config(draws=16)}
+
+
+def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> dict:
     schedule = diffusion.linear()
     x0 = jnp.asarray(load_flower())  # (64, 64, 3) in [0, 1]
-    draws = 16 if quick else 64
-    key = jax.random.key(seed)
+    draws = config.draws
+    key = jax.random.key(config.seed)
     iterated = jax.jit(iterate, static_argnums=3)(key, x0, schedule, draws)
     ts = jnp.array(SNAPSHOTS)
     noise = jax.random.normal(jax.random.fold_in(key, 10_000), (len(SNAPSHOTS), draws,

@@ -7,6 +7,7 @@ for the mean and the sum, which differ by a scale the distance does not see).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import jax
@@ -27,9 +28,20 @@ def kolmogorov_distance(x: np.ndarray, mu: float, sigma: float) -> float:
     return float(max(np.max(np.arange(1, n + 1) / n - cdf), np.max(cdf - np.arange(n) / n)))
 
 
-def run(out: Path, *, seed: int, quick: bool) -> dict:
-    trials = 2_000 if quick else 10_000  # the book uses 10000
-    key = jax.random.key(seed)
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Settings of this experiment (defaults: the book)."""
+
+    seed: int = 0
+    trials: int = 10_000  # the book uses 10000
+
+
+PRESETS = {"full": Config(), "quick": Config(trials=2_000)}
+
+
+def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> dict:
+    trials = config.trials
+    key = jax.random.key(config.seed)
 
     fig, ax = figure()
     xs = jnp.linspace(-5, 5, 400)

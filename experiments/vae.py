@@ -3,6 +3,7 @@ model on binarised digits (negative ELBO in nats), IWAE estimates (k=100), and a
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import jax
@@ -12,30 +13,10 @@ import optax
 from flax import linen as nn
 
 from jaxgen import vae
-from jaxgen.data import load_mnist
+from jaxgen.data import load_mnist, map_batches, per_example
 from jaxgen.experiments._common import image_grid
 from jaxgen.io import figure, save_figure
-from jaxgen.train import map_batches, train
-
-
-def make_loss(model: vae.VAE, likelihood: str, book: bool):
-    """Pure loss: the book's objective (2 x Gaussian -ELBO, constant dropped) or the -ELBO."""
-
-    def loss(params, key, batch):
-        (x,) = batch
-        logits, mu, logvar = model.apply(params, x, key)
-        neg_elbo = vae.reconstruction(x, logits, likelihood) + vae.kl(mu, logvar)
-        objective = vae.book_loss(x, logits, mu, logvar) if book else neg_elbo
-        return jnp.mean(objective), {"neg_elbo": jnp.mean(neg_elbo),
-                                     "kl": jnp.mean(vae.kl(mu, logvar))}
-
-    return loss
-
-
-def per_example(fn, key):
-    """Batch a stochastic `fn(key, x (1, D)) -> (1,)` over examples with keys fold_in(key, i),
-    so every example's estimate is reproducible whatever the batching."""
-    return jax.jit(jax.vmap(lambda x, i: fn(jax.random.fold_in(key, i), x[None])[0]))
+from jaxgen.train import train
 
 
 def test_bounds(model, params, key, x, likelihood: str, k: int) -> dict:
@@ -48,25 +29,36 @@ def test_bounds(model, params, key, x, likelihood: str, k: int) -> dict:
             "iwae_nll_nats": float(np.mean(map_batches(iwae, (x, idx), 250)))}
 
 
-def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Settings of this experiment (defaults: the book)."""
+
+    seed: int = 0
+    epochs: int = 30  # the book: 30 epochs, Adam 3e-4, batch 32
+    lr: float = 3e-4
+    batch_size: int = 32
+    test_size: int | None = None  # test digits for the bounds (None: all)
+    iwae_k: int = 100  # importance samples per IWAE estimate
+
+
+PRESETS = {"full": Config(), "quick": Config(epochs=3, test_size=1000)}
+
+
+def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> dict:
     train_set, test = load_mnist("train"), load_mnist("test")
     x_train = train_set.images.reshape(-1, 784)
     x_test = test.images.reshape(-1, 784)
-    if quick:
-        x_test, test_labels = x_test[:1000], test.labels[:1000]
-    else:
-        test_labels = test.labels
-    epochs = 3 if quick else 30  # the book: 30 epochs, Adam 3e-4, batch 32
-    k = 100
-    key = jax.random.key(seed)
+    x_test, test_labels = x_test[:config.test_size], test.labels[:config.test_size]
+    epochs, k = config.epochs, config.iwae_k
+    key = jax.random.key(config.seed)
     metrics = {"data_source": train_set.source, "train_size": len(x_train),
                "test_size": len(x_test), "epochs": epochs}
 
     model = vae.VAE()
     params = model.init(key, x_train[:1], key)
     metrics["params"] = sum(p.size for p in jax.tree_util.tree_leaves(params))
-    state, hist = train(make_loss(model, "gaussian", book=True), params, optax.adam(3e-4),
-                        (x_train,), key=key, epochs=epochs, batch_size=32,
+    state, hist = train(vae.make_loss(model, "gaussian", book=True), params, optax.adam(config.lr),
+                        (x_train,), key=key, epochs=epochs, batch_size=config.batch_size,
                         workdir=out / "gaussian", resume=resume, desc="VAE (book)")
     params = state.params
     metrics["epoch_book_loss"] = [h["loss"] for h in hist]
@@ -74,9 +66,10 @@ def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
 
     binary = lambda x: (x > 0.5).astype(np.float32)  # noqa: E731
     params_b = model.init(jax.random.fold_in(key, 3), x_train[:1], key)
-    state_b, hist_b = train(make_loss(model, "bernoulli", book=False), params_b,
-                            optax.adam(3e-4), (binary(x_train),),
-                            key=jax.random.fold_in(key, 3), epochs=epochs, batch_size=32,
+    state_b, hist_b = train(vae.make_loss(model, "bernoulli", book=False), params_b,
+                            optax.adam(config.lr), (binary(x_train),),
+                            key=jax.random.fold_in(key, 3), epochs=epochs,
+                            batch_size=config.batch_size,
                             workdir=out / "bernoulli", resume=resume, desc="VAE (Bernoulli)")
     metrics["bernoulli"] = {"epoch_neg_elbo": [h["loss"] for h in hist_b],
                             **test_bounds(model, state_b.params, jax.random.fold_in(key, 4),
@@ -104,8 +97,8 @@ def run(out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
 
     model2 = vae.VAE(latent=2)
     p2 = model2.init(jax.random.fold_in(key, 6), x_train[:1], key)
-    p2 = train(make_loss(model2, "gaussian", book=True), p2, optax.adam(3e-4), (x_train,),
-               key=jax.random.fold_in(key, 6), epochs=epochs, batch_size=32,
+    p2 = train(vae.make_loss(model2, "gaussian", book=True), p2, optax.adam(config.lr), (x_train,),
+               key=jax.random.fold_in(key, 6), epochs=epochs, batch_size=config.batch_size,
                desc="VAE latent 2")[0].params
     mu2, _ = model2.apply(p2, x_test, method=vae.VAE.encode)
     grid = jnp.stack(jnp.meshgrid(jnp.linspace(-2.5, 2.5, 15), jnp.linspace(2.5, -2.5, 15)),

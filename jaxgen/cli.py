@@ -1,8 +1,10 @@
 """The `jaxgen` command: list and run experiments, run benchmarks.
 
     jaxgen list
-    jaxgen run NAME [--out DIR] [--seed N] [--quick] [--resume] [--devices N|all] [--distributed]
-    jaxgen run all [--out DIR] [--seed N] [--devices N|all]
+    jaxgen run NAME [--preset P | --quick] [--set KEY=VALUE ...] [--seed N] [--out DIR]
+                    [--resume] [--devices N|all] [--distributed]
+    jaxgen run all [--preset P] [--out DIR] [--seed N] [--resume] [--devices N|all]
+    jaxgen config NAME [--preset P | --quick] [--set KEY=VALUE ...]
     jaxgen bench [NAME] [--quick] [--out DIR]
     jaxgen sample CHECKPOINT [--label L] [--guidance G] [--n N] [--steps S]
                   [--sampler ddim|ddpm] [--seed N] [--out grid.png]
@@ -13,13 +15,16 @@ A user mistake (unknown name, bad flag, unusable path) prints one line on stderr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import inspect
+import json
 import logging
 import sys
 import time
 from pathlib import Path
 
+from jaxgen import config as config_lib
 from jaxgen.benchmarks import BENCHMARKS
 from jaxgen.experiments import EXPERIMENTS
 from jaxgen.train import TrainingDiverged
@@ -55,17 +60,21 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="jaxgen", description="Generative models from first principles, in JAX.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("list", help="list the experiments and benchmarks")
-    r = sub.add_parser("run", help="run an experiment (or 'all', each in its quick form)")
+    r = sub.add_parser("run", help="run an experiment (or 'all', by default each in its quick "
+                                    "form)")
     r.add_argument("name", help="experiment name from `jaxgen list`, or 'all'")
+    _config_arguments(r)
     r.add_argument("--out", type=Path, help="output directory (default runs/NAME)")
-    r.add_argument("--seed", type=int, default=0, help="seed for jax.random (default 0)")
-    r.add_argument("--quick", action="store_true", help="a small configuration, CPU minutes")
+    r.add_argument("--seed", type=int, help="seed for jax.random (same as --set seed=N)")
     r.add_argument("--resume", action="store_true",
                    help="continue training from the latest checkpoint under --out")
     r.add_argument("--devices", default="1",
                    help="train data-parallel on N devices, or 'all' (default 1)")
     r.add_argument("--distributed", action="store_true",
                    help="call jax.distributed.initialize() first (multi-host; see README)")
+    c = sub.add_parser("config", help="print an experiment's resolved config")
+    c.add_argument("name", help="experiment name from `jaxgen list`")
+    _config_arguments(c)
     b = sub.add_parser("bench", help="run a benchmark (default: all) and print a table")
     b.add_argument("name", nargs="?", default="all", help="benchmark name or 'all'")
     b.add_argument("--quick", action="store_true", help="small sizes, a smoke test")
@@ -87,6 +96,49 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, default=Path("samples.png"),
                    help="PNG to write (default samples.png)")
     return p
+
+
+def _config_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", help="a named config of the experiment: full (the book, the "
+                   "default) or quick (CPU minutes)")
+    p.add_argument("--quick", action="store_true", help="the same as --preset quick")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="change one config field (repeatable; tuples as 32,64,128); "
+                        "`jaxgen config NAME` lists the fields")
+
+
+def _module(name: str):
+    return importlib.import_module(f"jaxgen.experiments.{EXPERIMENTS[name][0]}")
+
+
+def resolve_config(name: str, preset: str | None = None, overrides=(), seed: int | None = None):
+    """(preset name, config) of experiment `name`: the preset (default 'full') with `overrides`
+    ('key=value' strings) and `seed` applied; a bad preset, key or value is a UsageError."""
+    presets = _module(name).PRESETS
+    preset = preset or "full"
+    if preset not in presets:
+        raise UsageError(f"--preset {preset!r}: experiment {name!r} has presets "
+                         f"{', '.join(presets)}")
+    try:
+        cfg = config_lib.override(presets[preset], list(overrides))
+    except config_lib.ConfigError as e:
+        raise UsageError(str(e)) from e
+    if seed is not None:
+        cfg = dataclasses.replace(cfg, seed=seed)
+    return preset, cfg
+
+
+def _preset(args, default: str | None = None) -> str | None:
+    if args.quick and args.preset not in (None, "quick"):
+        raise UsageError(f"--quick and --preset {args.preset} disagree; give one")
+    return "quick" if args.quick else (args.preset or default)
+
+
+def _cmd_config(args) -> None:
+    _pick(args.name, EXPERIMENTS, "experiment")
+    preset, cfg = resolve_config(args.name, _preset(args), args.overrides)
+    print(f"# jaxgen run {args.name} --preset {preset}")
+    print(json.dumps(config_lib.as_dict(cfg), indent=2))
 
 
 def _cmd_sample(args) -> None:
@@ -148,20 +200,33 @@ def _pick(name: str, registry: dict, kind: str) -> list[str]:
     return [name]
 
 
-def run_experiment(name: str, out: Path, *, seed: int, quick: bool, resume: bool = False) -> dict:
-    """Run one experiment, write `out/metrics.json`, return its metrics."""
-    from jaxgen.io import write_json
+def run_experiment(name: str, out: Path, config, *, preset: str, resume: bool = False) -> dict:
+    """Run one experiment from its resolved `config`: write `out/config.json` first, then the
+    figures and `out/metrics.json` (metrics, config, versions, devices, CPU, wall time).
 
-    module = importlib.import_module(f"jaxgen.experiments.{EXPERIMENTS[name][0]}")
-    kwargs = {}
-    if resume:
-        if "resume" not in inspect.signature(module.run).parameters:
-            raise UsageError(f"experiment {name!r} trains nothing; --resume does not apply")
-        kwargs["resume"] = True
+    With `resume`, a `config.json` already in `out` must equal `config` (UsageError naming the
+    keys that differ): checkpoints of one configuration never continue as another."""
+    from jaxgen.io import write_json
+    from jaxgen.provenance import environment
+
+    out = _out_dir(out)
+    settings = config_lib.as_dict(config)
+    saved_path = out / "config.json"
+    if resume and saved_path.exists():
+        saved = json.loads(saved_path.read_text())
+        differ = config_lib.differences(saved.get("config", {}), settings)
+        if saved.get("experiment", name) != name:
+            raise UsageError(f"--resume: {out} holds a run of {saved.get('experiment')!r}, "
+                             f"not {name!r}")
+        if differ:
+            raise UsageError(f"--resume: the config differs from the one saved in {saved_path} "
+                             f"in: {', '.join(differ)}")
+    write_json(saved_path, {"experiment": name, "preset": preset, "config": settings})
     start = time.perf_counter()
-    metrics = module.run(_out_dir(out), seed=seed, quick=quick, **kwargs)
-    metrics = {"experiment": name, "seed": seed, "quick": quick,
-               "seconds": round(time.perf_counter() - start, 2), **metrics}
+    metrics = _module(name).train_and_evaluate(config, out, resume=resume)
+    metrics = {"experiment": name, "preset": preset, "seed": config.seed,
+               "quick": preset == "quick", "seconds": round(time.perf_counter() - start, 2),
+               **metrics, "config": settings, "environment": environment()}
     write_json(out / "metrics.json", metrics)
     return metrics
 
@@ -200,19 +265,24 @@ def _run_experiments(args) -> None:
     names = _pick(args.name, EXPERIMENTS, "experiment")
     if len(names) == 1:
         out = args.out or Path("runs") / names[0]
-        metrics = run_experiment(names[0], out, seed=args.seed, quick=args.quick,
-                                 resume=args.resume)
+        preset, cfg = resolve_config(names[0], _preset(args), args.overrides, args.seed)
+        metrics = run_experiment(names[0], out, cfg, preset=preset, resume=args.resume)
         print(f"{names[0]}: done in {metrics['seconds']} s; figures and metrics.json in {out}/")
         return
+    if args.overrides:
+        raise UsageError("--set applies to one experiment; run them one by one to change "
+                         "settings")
+    preset = _preset(args, default="quick")
+    configs = {name: resolve_config(name, preset, seed=args.seed)[1] for name in names}
     root = args.out or Path("runs")
     summary = []
     for name in (bar := tqdm(names, desc="experiments", unit="exp")):
         bar.set_postfix_str(name)
-        m = run_experiment(name, root / name, seed=args.seed, quick=True)
+        m = run_experiment(name, root / name, configs[name], preset=preset, resume=args.resume)
         summary.append((name, m["seconds"], m.get("headline", "")))
-    print(f"\n{'experiment':<12} {'seconds':>8}  headline")
+    print(f"\n{'experiment':<20} {'seconds':>8}  headline")
     for name, sec, headline in summary:
-        print(f"{name:<12} {sec:>8.1f}  {headline}")
+        print(f"{name:<20} {sec:>8.1f}  {headline}")
     print(f"\nfigures and metrics.json under {root}/<experiment>/")
 
 
@@ -254,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         commands = {"list": lambda a: _cmd_list(), "run": _cmd_run, "bench": _cmd_bench,
-                    "sample": _cmd_sample}
+                    "sample": _cmd_sample, "config": _cmd_config}
         commands[args.command](args)
     except UsageError as e:
         print(f"jaxgen: error: {e}", file=sys.stderr)

@@ -23,8 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgen.classifier import CNN
+from jaxgen.data import map_batches
 from jaxgen.io import _atomic_write
-from jaxgen.train import map_batches
 
 
 class Evaluator(NamedTuple):

@@ -75,3 +75,17 @@ def iwae_nll(model: HVAE, params, key, x, k: int = 100, likelihood: str = "gauss
              - normal.log_prob(out["z1"], out["mu1"], sd(out["logvar1"])).sum(-1)
              - normal.log_prob(out["z2"], out["mu2"], sd(out["logvar2"])).sum(-1))
     return -(jax.nn.logsumexp(log_w, axis=0) - math.log(k))
+
+
+def make_loss(model: HVAE):
+    """The book's training loss in `jaxgen.train`'s form, `loss(params, key, (x,)) -> (mean
+    book_loss, metrics)`; metrics: mean -ELBO (nats), KL1 and KL2."""
+
+    def fn(params, key, batch):
+        (x,) = batch
+        out = model.apply(params, x, key)
+        t = terms(out, x)
+        return jnp.mean(book_loss(out, x)), {
+            "neg_elbo": jnp.mean(t["reconstruction"] + t["kl1"] + t["kl2"]),
+            "kl1": jnp.mean(t["kl1"]), "kl2": jnp.mean(t["kl2"])}
+    return fn

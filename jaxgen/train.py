@@ -230,20 +230,3 @@ def _mean_finite(pending: list[dict], desc: str, step: int, manager) -> dict:
         kept = f"last good checkpoint: step {last}" if last is not None else "no checkpoint kept"
         raise TrainingDiverged(f"{desc}: loss became NaN/inf by step {step} ({kept})")
     return means
-
-
-def map_batches(fn: Callable, arrays: tuple[np.ndarray, ...], batch_size: int = 1000) -> Any:
-    """Apply a jitted per-batch `fn(*batch) -> pytree of (B, ...)` over all N examples, in order.
-
-    The last batch is padded to full size (one compilation) and the padding dropped.
-    """
-    n = len(arrays[0])
-    outs = []
-    for lo in range(0, n, batch_size):
-        batch = [a[lo:lo + batch_size] for a in arrays]
-        short = batch_size - len(batch[0])
-        if short:
-            batch = [np.concatenate([b, np.repeat(b[-1:], short, axis=0)]) for b in batch]
-        out = jax.device_get(fn(*batch))
-        outs.append(jax.tree_util.tree_map(lambda o, m=batch_size - short: o[:m], out))
-    return jax.tree_util.tree_map(lambda *o: np.concatenate(o), *outs)

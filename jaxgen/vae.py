@@ -118,3 +118,19 @@ def iwae_nll(model: VAE, params, key, x, k: int = 100, likelihood: str = "gaussi
     log_pz = normal.log_prob(z).sum(-1)
     log_qz = normal.log_prob(z, mu, jnp.exp(0.5 * logvar)).sum(-1)
     return -(jax.nn.logsumexp(log_px_z + log_pz - log_qz, axis=0) - math.log(k))
+
+
+def make_loss(model: VAE, likelihood: str = "gaussian", book: bool = True):
+    """The training loss in `jaxgen.train`'s form, `loss(params, key, (x,)) -> (mean, metrics)`:
+    the book's objective (`book_loss`: 2 x Gaussian -ELBO, constant dropped) or the -ELBO in nats,
+    with one reparameterised sample per example; metrics: mean -ELBO and KL."""
+
+    def loss(params, key, batch):
+        (x,) = batch
+        logits, mu, logvar = model.apply(params, x, key)
+        neg_elbo = reconstruction(x, logits, likelihood) + kl(mu, logvar)
+        objective = book_loss(x, logits, mu, logvar) if book else neg_elbo
+        return jnp.mean(objective), {"neg_elbo": jnp.mean(neg_elbo),
+                                     "kl": jnp.mean(kl(mu, logvar))}
+
+    return loss

@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import jax
 import pytest
 
 from jaxgen.benchmarks import BENCHMARKS
@@ -30,6 +31,10 @@ def test_list_names_every_experiment_and_every_benchmark(capsys):
     (["run", "mle", "--seed", "abc"], "invalid int value"),
     (["run", "mle", "--bogus"], "unrecognized arguments"),
     (["bench", "nope"], "unknown benchmark 'nope'"),
+    (["run", "vae", "--set", "nope=1"], "--set nope: unknown key; valid keys: seed, epochs"),
+    (["run", "vae", "--set", "epochs=two"], "--set epochs: expected int, got 'two'"),
+    (["run", "vae", "--preset", "huge"], "has presets full, quick"),
+    (["config", "cfg", "--set", "gammas=1,x"], "--set gammas: expected float"),
     ([], "required"),
 ])
 def test_user_mistakes_get_one_line_and_exit_2(args, msg):
@@ -50,9 +55,15 @@ def test_out_that_is_a_file_is_a_usage_error(tmp_path, capsys):
 # trained diffusion models take minutes even in quick form: tests/test_diffusion.py and
 # tests/test_guidance.py run them in tiny configurations
 DIFFUSION_TRAINED = {"ddpm", "conditional", "cfg", "classifier-guidance", "latent-diffusion"}
+# smaller than --quick where the assertions below do not need its size
+SMALLER = {"vae": ["epochs=1", "test_size=200", "iwae_k=10"], "hvae": ["epochs=1", "test_size=200"],
+           "noising": ["draws=8"], "nn": ["sine_steps=500"], "classifier": ["fid_size=1000"]}
+
+
 @pytest.mark.parametrize("name", [n for n in EXPERIMENTS if n not in DIFFUSION_TRAINED])
 def test_each_experiment_writes_figures_and_metrics(name, tmp_path):
-    assert main(["run", name, "--quick", "--out", str(tmp_path), "--seed", "1"]) == 0
+    sets = [a for kv in SMALLER.get(name, []) for a in ("--set", kv)]
+    assert main(["run", name, "--quick", *sets, "--out", str(tmp_path), "--seed", "1"]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["experiment"] == name and metrics["seed"] == 1 and metrics["quick"]
     assert metrics["figures"]
@@ -95,3 +106,32 @@ def test_bench_core_and_scaling_quick_smoke(tmp_path, capsys):
     assert any("vs devices" in c for c in curves) and any("vs N" in c for c in curves)
     assert (tmp_path / "scaling-quick.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "jit_speedup" in capsys.readouterr().out
+
+
+def test_config_prints_the_resolved_preset_with_overrides(capsys):
+    assert main(["config", "vae", "--quick", "--set", "epochs=2", "--set", "lr=1e-3"]) == 0
+    out = capsys.readouterr().out
+    cfg = json.loads(out[out.index("{"):])
+    assert cfg["epochs"] == 2 and cfg["lr"] == 1e-3 and cfg["test_size"] == 1000
+    assert main(["config", "cfg", "--set", "widths=8,16", "--set", "train_size=none"]) == 0
+    out = capsys.readouterr().out
+    cfg = json.loads(out[out.index("{"):])
+    assert cfg["widths"] == [8, 16] and cfg["train_size"] is None and cfg["epochs"] == 40
+
+
+def test_a_run_records_its_config_and_environment_and_resume_refuses_another(tmp_path,
+                                                                           capsys):
+    assert main(["run", "mle", "--out", str(tmp_path), "--set", "samples=500"]) == 0
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved == {"experiment": "mle", "preset": "full", "config": {"seed": 0,
+                                                                        "samples": 500}}
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["config"] == saved["config"] and m["seconds"] > 0
+    env = m["environment"]
+    assert env["versions"]["jax"] == jax.__version__ and env["device_count"] >= 1
+    assert env["cpu"] and env["device_kind"]
+    capsys.readouterr()
+    assert main(["run", "mle", "--out", str(tmp_path), "--resume", "--seed", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "config differs" in err[0] and "samples, seed" in err[0]
+    assert main(["run", "mle", "--out", str(tmp_path), "--resume", "--set", "samples=500"]) == 0

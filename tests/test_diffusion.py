@@ -119,16 +119,15 @@ def test_tiny_unet_with_batchnorm_loss_falls_and_resumes_exactly(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_ddpm_experiment_end_to_end_in_a_tiny_configuration(tmp_path, monkeypatch):
+def test_ddpm_experiment_end_to_end_in_a_tiny_configuration(tmp_path):
     import json
 
     from jaxgen.cli import main
-    from jaxgen.experiments import ddpm as experiment
 
-    monkeypatch.setitem(experiment.CONFIGS, "quick", dict(
-        widths=(4, 8, 16), norm="batch", epochs=1, batch_size=32, n_samples=8, train_size=128,
-        ema_decay=0.9))
-    assert main(["run", "ddpm", "--quick", "--out", str(tmp_path)]) == 0
+    tiny = ["widths=4,8,16", "norm=batch", "epochs=1", "batch_size=32", "n_samples=8",
+            "train_size=128", "ema_decay=0.9"]
+    assert main(["run", "ddpm", "--quick", *[a for kv in tiny for a in ("--set", kv)],
+                 "--out", str(tmp_path)]) == 0
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert len(m["epoch_loss"]) == 1 and m["fid"] > 0 and m["test_bits_per_dim"] > 0
     assert abs(sum(m["class_shares"]) - 1) < 1e-6 and set(m["quality"]) == {"ddpm_1000",

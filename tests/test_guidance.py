@@ -1,3 +1,4 @@
+import dataclasses
 import functools
 import json
 
@@ -121,6 +122,27 @@ def _saved_model(tmp_path, p_uncond=0.1):
     return model
 
 
+def test_a_saved_model_keeps_its_schedule_and_samples_with_it(tmp_path):
+    # trains nothing: the round trip of what sampling must know besides the weights
+    net, params, _, _ = _cond_unet()
+    model = pipeline.DiffusionModel(net, {"unet": {"params": params}}, (28, 28, 1), T=400,
+                                    p_uncond=0.1, schedule="cosine")
+    pipeline.save(tmp_path, model)
+    loaded = pipeline.load(tmp_path)
+    assert (loaded.schedule, loaded.T, loaded.prediction) == ("cosine", 400, "eps")
+    np.testing.assert_array_equal(loaded.noise_schedule.alpha_bars,
+                                  diffusion.cosine(400).alpha_bars)
+    run = functools.partial(pipeline.generate, key=jax.random.key(0), n=2, labels=[3, 4],
+                            steps=3)
+    as_cosine = run(loaded)
+    np.testing.assert_array_equal(as_cosine, run(model))
+    assert not np.array_equal(as_cosine, run(dataclasses.replace(loaded, schedule="linear")))
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        dataclasses.replace(model, schedule="sigmoid")
+    with pytest.raises(ValueError, match="prediction must be one of"):
+        dataclasses.replace(model, prediction="score")
+
+
 def test_classifier_guidance_at_scale_0_skips_the_gradient():
     net = diffusion.UNet(**TINY)
     params = jax.jit(net.init)(jax.random.key(1), jnp.zeros((1, 28, 28, 1)),
@@ -180,25 +202,19 @@ def test_sample_cli_writes_a_grid(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-TINY_RUN = dict(widths=(4, 8), epochs=1, batch_size=32, ema_decay=0.9, n_samples=20, steps=2,
-                train_size=64)
+TINY_RUN = ["widths=4,8", "epochs=1", "batch_size=32", "ema_decay=0.9", "n_samples=20",
+            "steps=2", "train_size=64"]
 
 
 @pytest.mark.parametrize("name,extra,sweep_key", [
-    ("conditional", {}, None),
-    ("cfg", {"p_uncond": 0.1}, "by_gamma"),
-    ("classifier-guidance", {"classifier_epochs": 1, "classifier_batch_size": 32}, "by_scale"),
-    ("latent-diffusion", {"p_uncond": 0.1, "ae_epochs": 1, "latent_channels": 2}, "by_gamma"),
+    ("conditional", [], None),
+    ("cfg", ["p_uncond=0.1"], "by_gamma"),
+    ("classifier-guidance", ["classifier_epochs=1", "classifier_batch_size=32"], "by_scale"),
+    ("latent-diffusion", ["p_uncond=0.1", "ae_epochs=1", "latent_channels=2"], "by_gamma"),
 ])
-def test_guidance_experiments_end_to_end_in_tiny_configurations(name, extra, sweep_key, tmp_path,
-                                                                monkeypatch):
-    import importlib
-
-    from jaxgen.experiments import EXPERIMENTS
-
-    module = importlib.import_module(f"jaxgen.experiments.{EXPERIMENTS[name][0]}")
-    monkeypatch.setitem(module.CONFIGS, "quick", {**TINY_RUN, **extra})
-    assert main(["run", name, "--quick", "--out", str(tmp_path)]) == 0
+def test_guidance_experiments_end_to_end_in_tiny_configurations(name, extra, sweep_key, tmp_path):
+    sets = [a for kv in [*TINY_RUN, *extra] for a in ("--set", kv)]
+    assert main(["run", name, "--quick", *sets, "--out", str(tmp_path)]) == 0
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert 0 <= m["label_accuracy"] <= 1 and m["fid"] > 0
     assert abs(sum(m["class_shares"]) - 1) < 1e-6
@@ -217,12 +233,12 @@ def test_guidance_experiments_end_to_end_in_tiny_configurations(name, extra, swe
 
 
 def test_training_data_subset_holds_every_digit():
-    from jaxgen.experiments._diffusion import training_data
+    from jaxgen.experiments._diffusion import DiffusionConfig, training_data
 
-    data, x, y = training_data({"train_size": 50})
+    data, x, y = training_data(DiffusionConfig(train_size=50))
     assert x.shape == (50, 28, 28, 1) and y.shape == (50,)
     assert set(np.asarray(y).tolist()) == set(range(10))  # a leading slice was only zeros
     np.testing.assert_array_equal(x[0], data.images[0])
-    assert training_data({"train_size": None})[1].shape[0] == len(data.images)
+    assert training_data(DiffusionConfig())[1].shape[0] == len(data.images)
     with pytest.raises(ValueError, match="train_size must be None"):
-        training_data({"train_size": 0})
+        training_data(DiffusionConfig(train_size=0))

@@ -5,6 +5,7 @@ import optax
 import pytest
 
 import jaxgen.train as train_lib
+from jaxgen.data import map_batches
 from jaxgen.train import TrainingDiverged, restore, train
 
 
@@ -80,7 +81,7 @@ def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path):
 
 def test_map_batches_pads_and_trims():
     fn = jax.jit(lambda x: x * 2)
-    out = train_lib.map_batches(fn, (np.arange(10.0),), batch_size=4)
+    out = map_batches(fn, (np.arange(10.0),), batch_size=4)
     np.testing.assert_array_equal(out, np.arange(10.0) * 2)
 
 
@@ -98,3 +99,32 @@ def test_model_state_and_parameter_ema():
     for s in range(1, 9):
         ema = 0.5 * ema + 0.5 * (-s)
     assert float(state.ema_params["w"]) == pytest.approx(ema)
+
+
+def test_config_override_parses_each_declared_type_and_names_bad_keys():
+    import dataclasses
+
+    from jaxgen import config
+
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        seed: int = 0
+        lr: float = 1e-3
+        widths: tuple[int, ...] = (32, 64)
+        train_size: int | None = None
+        clip: bool = True
+        norm: str = "group"
+
+    got = config.override(Config(), ["lr=3e-4", "widths=16,32,64", "train_size=100",
+                                     "clip=false", "norm=batch", "seed=7"])
+    assert got == Config(7, 3e-4, (16, 32, 64), 100, False, "batch")
+    assert config.override(got, ["train_size=none"]).train_size is None
+    assert config.differences(config.as_dict(Config()), config.as_dict(got)) == [
+        "clip", "lr", "norm", "seed", "train_size", "widths"]
+    for bad, msg in [("depth=3", "--set depth: unknown key; valid keys: seed, lr, widths"),
+                     ("lr=fast", "--set lr: expected float"),
+                     ("clip=maybe", "--set clip: expected true or false"),
+                     ("widths=1,a", "--set widths: expected int"),
+                     ("seed", "--set expects key=value")]:
+        with pytest.raises(config.ConfigError, match=msg):
+            config.override(Config(), [bad])

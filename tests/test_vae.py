@@ -9,7 +9,6 @@ from scipy.integrate import trapezoid
 
 from jaxgen import hvae, kl, normal, vae
 from jaxgen.data import load_mnist
-from jaxgen.experiments.vae import make_loss
 from jaxgen.train import train
 
 KEY = jax.random.key(0)
@@ -117,6 +116,6 @@ def test_tiny_vae_loss_falls():
     x = load_mnist("train", source="bundled").images[:640].reshape(-1, 784)
     model = vae.VAE(hidden=64, latent=8)
     params = model.init(KEY, x[:1], KEY)
-    _, hist = train(make_loss(model, "gaussian", book=True), params, optax.adam(1e-3), (x,),
+    _, hist = train(vae.make_loss(model, "gaussian", book=True), params, optax.adam(1e-3), (x,),
                     key=KEY, epochs=4, batch_size=32)
     assert hist[-1]["loss"] < 0.8 * hist[0]["loss"]

@@ -19,16 +19,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgen.diffusion import ddpm, guidance, schedule
+from jaxgen.diffusion import ddpm, guidance
+from jaxgen.diffusion import schedule as schedules
 from jaxgen.diffusion.latent import Autoencoder
 from jaxgen.diffusion.unet import UNet
 from jaxgen.io import _atomic_write, write_json
 
+SCHEDULES = {"linear": schedules.linear, "cosine": schedules.cosine}  # name -> f(T)
+PREDICTIONS = ("eps",)  # what the network predicts: the noise epsilon (the book)
+
 
 @dataclasses.dataclass(frozen=True)
 class DiffusionModel:
-    """An epsilon U-Net (conditional or not) over `shape`, optionally in an autoencoder's latent
-    space (then `shape` is the latent shape and samples are decoded)."""
+    """A U-Net (conditional or not) over `shape`, optionally in an autoencoder's latent space
+    (then `shape` is the latent shape and samples are decoded), with everything sampling needs
+    to undo the noising it was trained on: the noise schedule (by name) and T, and what the net
+    predicts. `save`/`load` round-trip all of it, so a model samples the way it was trained."""
 
     unet: UNet
     variables: Any  # {'unet': U-Net variables, 'autoencoder': its params (latent models only)}
@@ -37,10 +43,23 @@ class DiffusionModel:
     p_uncond: float = 0.0  # label dropout used in training (0: guidance is meaningless)
     autoencoder: Autoencoder | None = None
     latent_scale: float = 1.0
+    schedule: str = "linear"  # a key of SCHEDULES
+    prediction: str = "eps"  # one of PREDICTIONS
+
+    def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {tuple(SCHEDULES)}, got {self.schedule!r}")
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {self.prediction!r}")
 
     @property
     def num_classes(self) -> int | None:
         return self.unet.num_classes
+
+    @property
+    def noise_schedule(self) -> schedules.Schedule:
+        """The betas / alphas / alpha_bars the model was trained with."""
+        return SCHEDULES[self.schedule](self.T)
 
 
 def _config(model: DiffusionModel) -> dict:
@@ -49,7 +68,8 @@ def _config(model: DiffusionModel) -> dict:
                      "norm": model.unet.norm, "num_classes": model.unet.num_classes},
             "shape": list(model.shape), "T": model.T, "p_uncond": model.p_uncond,
             "autoencoder": None if ae is None else {"latent_channels": ae.latent_channels},
-            "latent_scale": model.latent_scale}
+            "latent_scale": model.latent_scale, "schedule": model.schedule,
+            "prediction": model.prediction}
 
 
 def save(directory: str | Path, model: DiffusionModel) -> Path:
@@ -85,8 +105,10 @@ def load(directory: str | Path) -> DiffusionModel:
     shape = tuple(cfg["shape"])
     variables = flax.serialization.from_bytes(_templates(unet, shape, ae),
                                               (directory / "model.msgpack").read_bytes())
+    # model.json files written before schedules were recorded hold linear-schedule eps models
     return DiffusionModel(unet, variables, shape, cfg["T"], cfg["p_uncond"], ae,
-                          cfg["latent_scale"])
+                          cfg["latent_scale"], cfg.get("schedule", "linear"),
+                          cfg.get("prediction", "eps"))
 
 
 def check_request(model: DiffusionModel, labels, gamma: float) -> None:
@@ -109,13 +131,13 @@ def check_request(model: DiffusionModel, labels, gamma: float) -> None:
                          "label), so only guidance 1 (plain conditioning) is meaningful")
 
 
-@functools.partial(jax.jit, static_argnames=("unet", "autoencoder", "shape", "T", "sampler",
-                                             "steps", "guided", "guide_fn"))
+@functools.partial(jax.jit, static_argnames=("unet", "autoencoder", "shape", "T", "schedule",
+                                             "sampler", "steps", "guided", "guide_fn"))
 def _sample_batch(variables, key, y, gamma, guide_scale, latent_scale, *, unet, autoencoder,
-                  shape, T, sampler, steps, guided, guide_fn):
+                  shape, T, schedule, sampler, steps, guided, guide_fn):
     """One compiled batch of `generate`; gamma and guide_scale are traced, so a sweep over
     guidance scales reuses one compilation."""
-    sched = schedule.linear(T)
+    sched = SCHEDULES[schedule](T)
     if unet.num_classes is not None:
         apply = lambda x, t, yy: unet.apply(variables["unet"], x, t, yy)  # noqa: E731
         eps_fn = (guidance.cfg_eps(apply, y, unet.num_classes, gamma) if guided
@@ -160,7 +182,7 @@ def generate(model: DiffusionModel, key: jax.Array, n: int, labels=None, gamma: 
         raise ValueError(f"labels must have shape ({n},), got {labels.shape}")
     b = min(batch_size, n)
     static = dict(unet=model.unet, autoencoder=model.autoencoder, shape=(b, *model.shape),
-                  T=model.T, sampler=sampler, steps=steps,
+                  T=model.T, schedule=model.schedule, sampler=sampler, steps=steps,
                   guided=conditional and gamma != 1.0, guide_fn=guide_fn)
     out = []
     for i, start in enumerate(range(0, n, b)):
