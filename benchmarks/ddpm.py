@@ -80,7 +80,7 @@ def run(*, quick: bool) -> dict:
     variables = jax.jit(net.init)(key, x[:1], jnp.ones((1,), jnp.int32))
     params = variables.pop("params")
     opt = optax.adam(1e-3)
-    step = make_train_step(make_loss(net, schedule, stateful=True), opt)
+    step = make_train_step(make_loss(net, schedule), opt)
     state = [init_state(params, opt, dict(variables))]
 
     def call():

@@ -51,13 +51,14 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 
 def make_loss(model: nn.Module):
-    """The pure training loss `loss(params, key, (images, labels)) -> (loss, {'accuracy'})`."""
+    """The pure training loss `loss(params, key, (images, labels), model_state) -> (loss,
+    {'accuracy'}, model_state)` (`jaxgen.train`'s signature; no model state here)."""
 
-    def loss(params, key, batch):
+    def loss(params, key, batch, model_state=None):
         del key  # deterministic models
         images, labels = batch
         logits = model.apply(params, images)
         acc = jnp.mean(jnp.argmax(logits, -1) == labels)
-        return jnp.mean(cross_entropy(logits, labels)), {"accuracy": acc}
+        return jnp.mean(cross_entropy(logits, labels)), {"accuracy": acc}, model_state
 
     return loss

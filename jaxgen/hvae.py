@@ -78,14 +78,14 @@ def iwae_nll(model: HVAE, params, key, x, k: int = 100, likelihood: str = "gauss
 
 
 def make_loss(model: HVAE):
-    """The book's training loss in `jaxgen.train`'s form, `loss(params, key, (x,)) -> (mean
-    book_loss, metrics)`; metrics: mean -ELBO (nats), KL1 and KL2."""
+    """The book's training loss in `jaxgen.train`'s form, `loss(params, key, (x,), model_state)
+    -> (mean book_loss, metrics, model_state)`; metrics: mean -ELBO (nats), KL1 and KL2."""
 
-    def fn(params, key, batch):
+    def fn(params, key, batch, model_state=None):
         (x,) = batch
         out = model.apply(params, x, key)
         t = terms(out, x)
         return jnp.mean(book_loss(out, x)), {
             "neg_elbo": jnp.mean(t["reconstruction"] + t["kl1"] + t["kl2"]),
-            "kl1": jnp.mean(t["kl1"]), "kl2": jnp.mean(t["kl2"])}
+            "kl1": jnp.mean(t["kl1"]), "kl2": jnp.mean(t["kl2"])}, model_state
     return fn

@@ -1,10 +1,9 @@
 """One training stack for every model: a jitted Optax step over a pure loss, shuffled batches
 from an explicit key, tqdm progress, `metrics.jsonl`, Orbax checkpoints and exact resume.
 
-The loss is a pure function `loss_fn(params, key, batch) -> (loss, metrics)`: a scalar to
-minimise and a dict of scalar metrics. A model with non-trainable state (BatchNorm statistics)
-passes `model_state` to `train`; its loss is then
-`loss_fn(params, key, batch, model_state) -> (loss, metrics, new_model_state)`.
+Every loss has one signature, `loss_fn(params, key, batch, model_state) -> (loss, metrics,
+new_model_state)`: a scalar to minimise, a dict of scalar metrics, and the model's non-trainable
+state (BatchNorm statistics) updated, or `None` passed through for a model without state.
 
 Step s uses the key `fold_in(key, s)` and epoch e shuffles with `fold_in(data_key, e)`, so a
 run resumed from a checkpoint at step s continues with exactly the batches and noise an
@@ -34,7 +33,7 @@ from jaxgen.data.batching import batch_indices
 
 log = logging.getLogger("jaxgen")
 
-LossFn = Callable[[Any, jax.Array, tuple], tuple[jax.Array, dict]]
+LossFn = Callable[[Any, jax.Array, tuple, Any], tuple[jax.Array, dict, Any]]
 
 
 class TrainState(NamedTuple):
@@ -62,20 +61,15 @@ def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation,
                     ema_decay: float | None = None):
     """The jitted update `step(state, key, batch) -> (state, metrics)`; metrics include 'loss'.
 
-    With `state.model_state` set, the loss also takes and returns the model state. With
+    The loss takes and returns `state.model_state` (None for a model without state). With
     `ema_decay`, `state.ema_params` <- decay * ema_params + (1 - decay) * params each step.
     """
 
     @jax.jit
     def step(state: TrainState, key: jax.Array, batch: tuple) -> tuple[TrainState, dict]:
-        if state.model_state is None:
-            def objective(params):
-                loss, metrics = loss_fn(params, key, batch)
-                return loss, (metrics, None)
-        else:
-            def objective(params):
-                loss, metrics, model_state = loss_fn(params, key, batch, state.model_state)
-                return loss, (metrics, model_state)
+        def objective(params):
+            loss, metrics, model_state = loss_fn(params, key, batch, state.model_state)
+            return loss, (metrics, model_state)
         (loss, (metrics, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(
             state.params)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -133,7 +127,7 @@ def train(
     """Train `params` on `data` (arrays sharing their leading N) for `epochs` epochs.
 
     Args:
-      loss_fn: pure `loss_fn(params, key, batch) -> (loss, metrics)`.
+      loss_fn: pure `loss_fn(params, key, batch, model_state) -> (loss, metrics, model_state)`.
       key: a `jax.random` key; it drives both the shuffling and the per-step randomness.
       workdir: where `metrics.jsonl` and `checkpoints/` go; None keeps nothing on disk.
       resume: continue from the latest checkpoint in `workdir` (a fresh start if none).

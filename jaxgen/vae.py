@@ -121,16 +121,17 @@ def iwae_nll(model: VAE, params, key, x, k: int = 100, likelihood: str = "gaussi
 
 
 def make_loss(model: VAE, likelihood: str = "gaussian", book: bool = True):
-    """The training loss in `jaxgen.train`'s form, `loss(params, key, (x,)) -> (mean, metrics)`:
+    """The training loss in `jaxgen.train`'s form, `loss(params, key, (x,), model_state) ->
+    (mean, metrics, model_state)`:
     the book's objective (`book_loss`: 2 x Gaussian -ELBO, constant dropped) or the -ELBO in nats,
     with one reparameterised sample per example; metrics: mean -ELBO and KL."""
 
-    def loss(params, key, batch):
+    def loss(params, key, batch, model_state=None):
         (x,) = batch
         logits, mu, logvar = model.apply(params, x, key)
         neg_elbo = reconstruction(x, logits, likelihood) + kl(mu, logvar)
         objective = book_loss(x, logits, mu, logvar) if book else neg_elbo
         return jnp.mean(objective), {"neg_elbo": jnp.mean(neg_elbo),
-                                     "kl": jnp.mean(kl(mu, logvar))}
+                                     "kl": jnp.mean(kl(mu, logvar))}, model_state
 
     return loss

@@ -108,7 +108,7 @@ def test_tiny_unet_with_batchnorm_loss_falls_and_resumes_exactly(tmp_path):
     params = variables.pop("params")
     kw = dict(key=jax.random.key(1), batch_size=16, model_state=dict(variables),
               ema_decay=0.9)
-    loss, opt = make_loss(net, SCHEDULE, stateful=True), optax.adam(1e-2)
+    loss, opt = make_loss(net, SCHEDULE), optax.adam(1e-2)
     full, hist = train(loss, params, opt, (x,), epochs=5, **kw)
     assert hist[-1]["loss"] < 0.6 * hist[0]["loss"]
     train(loss, params, opt, (x,), epochs=2, workdir=tmp_path, **kw)

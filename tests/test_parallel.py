@@ -82,7 +82,7 @@ def test_batchnorm_statistics_are_those_of_the_global_batch(n):
     net = diffusion.UNet(widths=(4, 8), time_dim=8, norm="batch")
     x = np.random.default_rng(1).uniform(size=(64, 28, 28, 1)).astype(np.float32)
     v = net.init(jax.random.key(0), x[:2], jnp.ones((2,), jnp.int32))
-    loss = make_loss(net, diffusion.linear(), stateful=True)
+    loss = make_loss(net, diffusion.linear())
     kw = dict(key=jax.random.key(2), epochs=1, batch_size=16, model_state={
         "batch_stats": v["batch_stats"]})
     # SGD, not Adam: a conv bias before BatchNorm has a zero gradient up to rounding, which

@@ -16,11 +16,11 @@ def regression_data(n=64, seed=0):
     return x, y
 
 
-def loss_fn(params, key, batch):
+def loss_fn(params, key, batch, model_state):
     x, y = batch
     noise = 0.01 * jax.random.normal(key, y.shape)  # uses the key, so resume must restore it
     err = x @ params["w"] + params["b"] - y + noise
-    return jnp.mean(err**2), {"mae": jnp.mean(jnp.abs(err))}
+    return jnp.mean(err**2), {"mae": jnp.mean(jnp.abs(err))}, model_state
 
 
 PARAMS = {"w": jnp.zeros(3), "b": jnp.zeros(())}
@@ -67,9 +67,9 @@ def test_resume_equals_uninterrupted_run(tmp_path, monkeypatch):
 
 
 def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path):
-    def diverging(params, key, batch):
+    def diverging(params, key, batch, model_state):
         w = params["w"]  # plain SGD with lr 1 walks w up by 1 per step; NaN once w > 5.5
-        return -w + jnp.where(w > 5.5, jnp.nan, 0.0), {}
+        return -w + jnp.where(w > 5.5, jnp.nan, 0.0), {}, model_state
 
     data = (np.zeros((40, 1), np.float32),)
     with pytest.raises(TrainingDiverged, match="last good checkpoint: step 5"):

@@ -52,13 +52,14 @@ class Autoencoder(nn.Module):
 
 
 def make_loss(model: Autoencoder):
-    """`loss(params, key, (x,)) -> (mean per-image pixel cross-entropy, {'mse'})`."""
-    def loss(params, key, batch):
+    """`loss(params, key, (x,), model_state) -> (mean per-image pixel cross-entropy, {'mse'},
+    model_state)`."""
+    def loss(params, key, batch, model_state=None):
         del key
         (x,) = batch
         logits = model.apply({"params": params}, x)
         bce = jnp.sum(optax.sigmoid_binary_cross_entropy(logits, x), axis=(1, 2, 3))
         mse = jnp.mean(jnp.square(jax.nn.sigmoid(logits) - x))
-        return jnp.mean(bce), {"mse": mse}
+        return jnp.mean(bce), {"mse": mse}, model_state
 
     return loss

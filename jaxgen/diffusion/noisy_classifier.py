@@ -41,9 +41,9 @@ class NoisyClassifier(nn.Module):
 
 
 def make_loss(model: NoisyClassifier, schedule: Schedule):
-    """`loss(params, key, (x0, y)) -> (mean cross-entropy, {'accuracy'})` on x_t ~ q(x_t | x0),
-    t ~ U{1..T} per example."""
-    def loss(params, key, batch):
+    """`loss(params, key, (x0, y), model_state) -> (mean cross-entropy, {'accuracy'},
+    model_state)` on x_t ~ q(x_t | x0), t ~ U{1..T} per example."""
+    def loss(params, key, batch, model_state=None):
         x0, y = batch
         kt, kn = jax.random.split(key)
         t = jax.random.randint(kt, (x0.shape[0],), 1, schedule.T + 1)
@@ -51,6 +51,6 @@ def make_loss(model: NoisyClassifier, schedule: Schedule):
         logits = model.apply({"params": params}, x_t, t)
         acc = jnp.mean(jnp.argmax(logits, -1) == y)
         return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y)), {
-            "accuracy": acc}
+            "accuracy": acc}, model_state
 
     return loss

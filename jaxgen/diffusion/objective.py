@@ -21,15 +21,15 @@ def drop_labels(key: jax.Array, y: jax.Array, p: float, null: int,
     return jnp.where(drop, null, y)
 
 
-def make_loss(net: nn.Module, schedule: Schedule, stateful: bool, p_uncond: float = 0.0,
+def make_loss(net: nn.Module, schedule: Schedule, p_uncond: float = 0.0,
               per_example_dropout: bool = True):
     """Mean over the batch of the per-example eps-MSE (`ddpm.loss`) of `net(x_t, t, train=True)`.
 
     Batches are `(x0,)`, or `(x0, y)` for a conditional net (`net.num_classes` set), whose labels
     are dropped to the null label with probability `p_uncond` (see `drop_labels`).
-    stateful=False: `loss(params, key, batch) -> (loss, {})` (e.g. GroupNorm).
-    stateful=True: `loss(params, key, batch, model_state) -> (loss, {}, new_model_state)`, with
-    BatchNorm's batch statistics updated in training mode, as `jaxgen.train` expects.
+    `loss(params, key, batch, model_state) -> (loss, {}, new_model_state)`, `jaxgen.train`'s
+    signature: with a model state (BatchNorm), its batch statistics are updated in training
+    mode; without one (GroupNorm), `None` passes through.
     """
     def loss(params, key, batch, model_state=None):
         x0, y = batch[0], (batch[1] if len(batch) > 1 else None)
@@ -39,7 +39,7 @@ def make_loss(net: nn.Module, schedule: Schedule, stateful: bool, p_uncond: floa
         updates = {}
 
         def eps_fn(x, t):
-            if not stateful:
+            if model_state is None:
                 return net.apply({"params": params}, x, t, y, train=True)
             out, new = net.apply({"params": params, **model_state}, x, t, y, train=True,
                                  mutable=list(model_state))
@@ -47,6 +47,6 @@ def make_loss(net: nn.Module, schedule: Schedule, stateful: bool, p_uncond: floa
             return out
 
         value = jnp.mean(ddpm.loss(eps_fn, key, x0, schedule))
-        return (value, {}, updates) if stateful else (value, {})
+        return value, {}, (updates if model_state is not None else None)
 
     return loss

@@ -54,8 +54,8 @@ def train_diffusion(
     """Train `net` to predict the noise of x_t ~ q(x_t | x_0) (the book's eps-MSE) on images
     x (N, *shape) and, for a conditional net, labels y (N,), with Adam(lr) and a parameter EMA.
 
-    A BatchNorm net (`net.norm == 'batch'`) trains with the stateful loss, its statistics
-    passed through `jaxgen.train`; a label-conditioned net drops labels to the null label with
+    A BatchNorm net (`net.norm == 'batch'`) trains with its statistics passed through
+    `jaxgen.train` as model state; a label-conditioned net drops labels to the null label with
     probability `p_uncond` (classifier-free guidance training).
 
     Returns:
@@ -71,8 +71,8 @@ def train_diffusion(
     variables = jax.jit(net.init)(key, jnp.zeros((1, *shape)), jnp.ones((1,), jnp.int32))
     params = variables.pop("params")
     model_state = dict(variables) or None  # BatchNorm statistics, if any
-    loss = make_loss(net, SCHEDULES[schedule](T), stateful=model_state is not None,
-                     p_uncond=p_uncond, per_example_dropout=per_example_dropout)
+    loss = make_loss(net, SCHEDULES[schedule](T), p_uncond=p_uncond,
+                     per_example_dropout=per_example_dropout)
     state, hist = train(loss, params, optax.adam(lr), (x,) if y is None else (x, y), key=key,
                         epochs=epochs, batch_size=batch_size, workdir=workdir, resume=resume,
                         desc=desc, model_state=model_state, ema_decay=ema_decay, log_every=10)
