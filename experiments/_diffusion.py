@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -89,6 +90,30 @@ def train_unet(out: Path, x, y, cfg: DiffusionConfig, key, *, resume: bool, desc
         per_example_dropout=per_example_dropout, workdir=out / "train", resume=resume,
         desc=desc)
     return model, hist, seconds_per_step(hist)
+
+
+class Trained(NamedTuple):
+    data: Any  # the MNIST training split (for its source)
+    x: np.ndarray  # the training images used
+    y: np.ndarray  # their labels
+    key: jax.Array  # the run's root key
+    model: pipeline.DiffusionModel
+    hist: list
+    seconds_per_step: float
+
+
+def train_and_save(cfg: DiffusionConfig, out: Path, *, resume: bool, desc: str,
+                   conditional: bool, p_uncond: float = 0.0,
+                   per_example_dropout: bool = True) -> Trained:
+    """The training digits of `cfg`, a U-Net trained on them (label-conditioned or not) from
+    the key of `cfg.seed`, saved into `out` for `jaxgen sample`."""
+    data, x, y = training_data(cfg)
+    key = jax.random.key(cfg.seed)
+    model, hist, sec = train_unet(out, x, y if conditional else None, cfg, key, resume=resume,
+                                  desc=desc, p_uncond=p_uncond,
+                                  per_example_dropout=per_example_dropout)
+    pipeline.save(out, model)
+    return Trained(data, x, y, key, model, hist, sec)
 
 
 def seconds_per_step(hist) -> float:

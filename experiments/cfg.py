@@ -10,7 +10,6 @@ from pathlib import Path
 
 import jax
 
-from jaxgen.diffusion import pipeline
 from jaxgen.experiments import _diffusion as common
 
 
@@ -31,12 +30,9 @@ PRESETS = {
 
 
 def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
-    data, x, y = common.training_data(cfg)
-    key = jax.random.key(cfg.seed)
-    model, hist, sec = common.train_unet(out, x, y, cfg, key, resume=resume,
-                                         desc="CFG DDPM", p_uncond=cfg.p_uncond,
-                                         per_example_dropout=cfg.dropout_per_example)
-    pipeline.save(out, model)
+    data, x, _, key, model, hist, sec = common.train_and_save(
+        cfg, out, resume=resume, desc="CFG DDPM", conditional=True, p_uncond=cfg.p_uncond,
+        per_example_dropout=cfg.dropout_per_example)
     ev, _, reference = common.evaluator_and_test(cfg.n_samples)
     results, rows = common.sweep(model, jax.random.fold_in(key, 1), cfg.gammas, cfg.n_samples,
                                  ev, reference, steps=cfg.steps)

@@ -12,8 +12,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxgen import diffusion
-from jaxgen.diffusion import guidance, noisy_classifier, pipeline
+from jaxgen.diffusion import guidance, noisy_classifier
 from jaxgen.experiments import _diffusion as common
 from jaxgen.train import train
 
@@ -34,16 +33,13 @@ PRESETS = {
 
 
 def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
-    data, x, y = common.training_data(cfg)
-    key = jax.random.key(cfg.seed)
-    model, hist, sec = common.train_unet(out, x, None, cfg, key, resume=resume,
-                                         desc="unconditional DDPM")
-    pipeline.save(out, model)
+    data, x, y, key, model, hist, sec = common.train_and_save(
+        cfg, out, resume=resume, desc="unconditional DDPM", conditional=False)
 
     clf = noisy_classifier.NoisyClassifier()
     k_clf = jax.random.fold_in(key, 7)
     clf_params = jax.jit(clf.init)(k_clf, x[:1], jnp.ones((1,), jnp.int32))["params"]
-    clf_state, clf_hist = train(noisy_classifier.make_loss(clf, diffusion.linear()), clf_params,
+    clf_state, clf_hist = train(noisy_classifier.make_loss(clf, model.noise_schedule), clf_params,
                                 optax.adam(1e-3), (x, y), key=k_clf,
                                 epochs=cfg.classifier_epochs,
                                 batch_size=cfg.classifier_batch_size,

@@ -29,11 +29,8 @@ PRESETS = {
 
 
 def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
-    data, x, y = common.training_data(cfg)
-    key = jax.random.key(cfg.seed)
-    model, hist, sec = common.train_unet(out, x, y, cfg, key, resume=resume,
-                                         desc="conditional DDPM")
-    pipeline.save(out, model)
+    data, x, _, key, model, hist, sec = common.train_and_save(
+        cfg, out, resume=resume, desc="conditional DDPM", conditional=True)
     n = cfg.n_samples
     labels = np.arange(n) % 10
     images = pipeline.generate(model, jax.random.fold_in(key, 1), n, labels, steps=cfg.steps)

@@ -13,20 +13,14 @@ from flax import linen as nn
 
 from jaxgen import hvae
 from jaxgen.data import load_mnist, map_batches, per_example
-from jaxgen.experiments._common import image_grid
+from jaxgen.experiments._common import MNISTTraining, image_grid
 from jaxgen.io import figure, save_figure
 from jaxgen.train import train
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    """Settings of this experiment (defaults: the book)."""
-
-    seed: int = 0
-    epochs: int = 30  # the book: 30 epochs, Adam 1e-3, batch 32
-    lr: float = 1e-3
-    batch_size: int = 32
-    test_size: int | None = None  # test digits for the bounds (None: all)
+class Config(MNISTTraining):
+    """The book's HVAE settings: 30 epochs, Adam 1e-3, batch 32."""
 
 
 PRESETS = {"full": Config(), "quick": Config(epochs=3, test_size=1000)}
