@@ -6,6 +6,16 @@ import dataclasses
 
 import numpy as np
 
+from jaxgen.config import ConfigError
+
+TRAIN_SPLITS = ("train", "train-5k")
+
+
+def check_train_split(split: str) -> None:
+    if split not in TRAIN_SPLITS:
+        raise ConfigError(f"--set train_split: expected one of {', '.join(TRAIN_SPLITS)}, "
+                          f"got {split!r}")
+
 
 @dataclasses.dataclass(frozen=True)
 class MNISTTraining:
@@ -17,6 +27,10 @@ class MNISTTraining:
     lr: float = 1e-3  # Adam
     batch_size: int = 32
     test_size: int | None = None  # test digits for the bounds (None: all)
+    train_split: str = "train"  # MNIST split trained on: 'train' (60,000) or 'train-5k'
+
+    def __post_init__(self):
+        check_train_split(self.train_split)
 
 
 def grid2d(xlim: tuple[float, float], ylim: tuple[float, float], n: int = 150):

@@ -16,7 +16,7 @@ from jaxgen.config import ConfigError
 from jaxgen.data import load_mnist
 from jaxgen.diffusion import pipeline
 from jaxgen.diffusion.training import train_diffusion
-from jaxgen.experiments._common import image_grid
+from jaxgen.experiments._common import check_train_split, image_grid
 from jaxgen.io import figure, save_figure
 
 
@@ -33,6 +33,7 @@ class DiffusionConfig:
     n_samples: int = 1000  # generated images judged
     steps: int = 50  # DDIM steps when sampling
     train_size: int | None = None  # training digits, evenly spread (None: all)
+    train_split: str = "train"  # MNIST split trained on: 'train' (60,000) or 'train-5k'
     schedule: str = "linear"  # noise schedule: linear (the book) or cosine
     T: int = 1000  # training timesteps
 
@@ -40,6 +41,7 @@ class DiffusionConfig:
         if self.schedule not in pipeline.SCHEDULES:
             raise ConfigError(f"--set schedule: expected one of {', '.join(pipeline.SCHEDULES)}, "
                               f"got {self.schedule!r}")
+        check_train_split(self.train_split)
         if self.T < 1:
             raise ConfigError(f"--set T: expected an int >= 1, got {self.T}")
 
@@ -48,7 +50,7 @@ def training_data(cfg: DiffusionConfig):
     """The MNIST training split (for its source) and cfg.train_size of its images and labels
     (all when None), taken evenly spread over the split: the bundled digits are sorted by label,
     so a leading slice would hold only zeros."""
-    data = load_mnist("train")
+    data = load_mnist(cfg.train_split)
     if cfg.train_size is None:
         return data, data.images, data.labels
     if cfg.train_size < 1:

@@ -15,6 +15,7 @@ import optax
 from jaxgen import evaluate
 from jaxgen.classifier import CNN, MLP, make_loss
 from jaxgen.data import load_mnist, map_batches
+from jaxgen.experiments._common import check_train_split
 from jaxgen.io import figure, save_figure
 from jaxgen.train import train
 
@@ -43,14 +44,18 @@ class Config:
     mlp_batch_size: int = 32
     cnn_batch_size: int = 64
     fid_size: int | None = None  # test digits split in halves for FID rows (None: all)
+    train_split: str = "train"  # MNIST split trained on: 'train' (60,000) or 'train-5k'
+
+    def __post_init__(self):
+        check_train_split(self.train_split)
 
 
 PRESETS = {"full": Config(),
-           "quick": Config(mlp_epochs=1, cnn_epochs=1, fid_size=2000)}
+           "quick": Config(mlp_epochs=1, cnn_epochs=1, fid_size=2000, train_split="train-5k")}
 
 
 def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> dict:
-    train_set, test = load_mnist("train"), load_mnist("test")
+    train_set, test = load_mnist(config.train_split), load_mnist("test")
     data = (train_set.images, train_set.labels)
     key = jax.random.key(config.seed)
     mlp_epochs, cnn_epochs = config.mlp_epochs, config.cnn_epochs

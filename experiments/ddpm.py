@@ -36,7 +36,8 @@ PRESETS = {
     # CPU: a narrow GroupNorm U-Net, 100 epochs of the 5,000 bundled digits (7,800 steps,
     # ~0.3 s each on 2 cores, the budget of the other quick diffusion experiments); sampling
     # 1,000 images with DDPM-1000 takes about as long again
-    "quick": Config(widths=(16, 32, 64), norm="group", epochs=100, batch_size=64),
+    "quick": Config(widths=(16, 32, 64), norm="group", epochs=100, batch_size=64,
+                    train_split="train-5k"),
 }
 CLIP = (0.0, 1.0)  # clip x0_hat to the pixel range while sampling (beyond the book)
 

@@ -37,11 +37,12 @@ class Config(MNISTTraining):
     iwae_k: int = 100  # importance samples per IWAE estimate
 
 
-PRESETS = {"full": Config(), "quick": Config(epochs=3, test_size=1000)}
+PRESETS = {"full": Config(),
+           "quick": Config(epochs=3, test_size=1000, train_split="train-5k")}
 
 
 def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> dict:
-    train_set, test = load_mnist("train"), load_mnist("test")
+    train_set, test = load_mnist(config.train_split), load_mnist("test")
     x_train = train_set.images.reshape(-1, 784)
     x_test = test.images.reshape(-1, 784)
     x_test, test_labels = x_test[:config.test_size], test.labels[:config.test_size]

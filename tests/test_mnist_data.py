@@ -10,16 +10,28 @@ from jaxgen.data import batch_indices, batches, load_mnist
 OFFICIAL_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
+OFFICIAL_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+
+
 def test_bundled_train_and_test():
-    train = load_mnist("train", source="bundled")
-    assert train.images.shape == (5000, 28, 28, 1) and train.images.dtype == np.float32
+    train = load_mnist("train")  # bundled is the default source: the official 60,000
+    assert train.images.shape == (60000, 28, 28, 1) and train.images.dtype == np.float32
     assert train.labels.dtype == np.int32 and train.source == "bundled"
     assert 0.0 <= train.images.min() and train.images.max() == 1.0
-    np.testing.assert_array_equal(np.bincount(train.labels), [500] * 10)
+    np.testing.assert_array_equal(np.bincount(train.labels), OFFICIAL_TRAIN_COUNTS)
     test = load_mnist("test", source="bundled")
     assert test.images.shape == (10000, 28, 28, 1)
     np.testing.assert_array_equal(np.bincount(test.labels), OFFICIAL_TEST_COUNTS)
     assert 0.1 < test.images.mean() < 0.15  # MNIST's mean intensity is ~0.13
+    # the quick presets' 5,000: 500 per class, each among the 60,000 with the same label
+    small = load_mnist("train-5k")
+    np.testing.assert_array_equal(np.bincount(small.labels), [500] * 10)
+    index = {(img.tobytes(), int(y)) for img, y in zip(train.images, train.labels,
+                                                       strict=True)}
+    assert all((img.tobytes(), int(y)) in index for img, y in zip(small.images, small.labels,
+                                                                  strict=True))
+    with pytest.raises(ValueError, match="train-5k"):
+        load_mnist("train-5k", source="tfds")
 
 
 def test_auto_falls_back_to_bundled_without_prepared_tfds(tmp_path, monkeypatch):

@@ -1,4 +1,5 @@
-"""MNIST from tensorflow-datasets, or the real digits bundled with jaxgen for offline use.
+"""MNIST as shipped with jaxgen (the official 60,000 training and 10,000 test images, offline),
+or from tensorflow-datasets.
 
 Images come back as float32 in [0, 1] with shape (N, 28, 28, 1) (NHWC, as Flax convolutions
 expect), labels as int32 (N,).
@@ -19,8 +20,8 @@ import numpy as np
 
 log = logging.getLogger("jaxgen")
 
-SPLITS = ("train", "test")
-SOURCES = ("auto", "tfds", "bundled")
+SPLITS = ("train", "test", "train-5k")
+SOURCES = ("bundled", "auto", "tfds")
 
 
 class MNIST(NamedTuple):
@@ -29,17 +30,21 @@ class MNIST(NamedTuple):
     source: str  # where it came from: 'tfds' or 'bundled'
 
 
+def _idx(root, name: str, offset: int) -> np.ndarray:
+    with (root / name).open("rb") as f:
+        return np.frombuffer(gzip.open(f).read(), np.uint8, offset=offset)
+
+
 def _bundled(split: str) -> MNIST:
     root = resources.files("jaxgen.data") / "files" / "mnist"
-    if split == "train":  # 5,000 training digits, 500 per class: 784 pixels then the label
+    if split == "train-5k":  # 5,000 training digits, 500 per class: 784 pixels then the label
         with (root / "mnist_5k.csv.gz").open("rb") as f:
             rows = np.loadtxt(gzip.open(f), delimiter=",", dtype=np.uint8)
         pixels, labels = rows[:, :784], rows[:, 784]
-    else:  # the official test set in IDX format (16- and 8-byte headers)
-        with (root / "t10k-images-idx3-ubyte.gz").open("rb") as f:
-            pixels = np.frombuffer(gzip.open(f).read(), np.uint8, offset=16)
-        with (root / "t10k-labels-idx1-ubyte.gz").open("rb") as f:
-            labels = np.frombuffer(gzip.open(f).read(), np.uint8, offset=8)
+    else:  # the official IDX files (16- and 8-byte headers)
+        prefix = "train" if split == "train" else "t10k"
+        pixels = _idx(root, f"{prefix}-images-idx3-ubyte.gz", 16)
+        labels = _idx(root, f"{prefix}-labels-idx1-ubyte.gz", 8)
     images = pixels.reshape(-1, 28, 28, 1).astype(np.float32) / 255.0
     return MNIST(images, labels.astype(np.int32), "bundled")
 
@@ -86,15 +91,16 @@ def _log_fallback_once(message: str) -> None:
         log.info(message)
 
 
-def load_mnist(split: str = "train", source: str = "auto", data_dir: str | None = None) -> MNIST:
+def load_mnist(split: str = "train", source: str = "bundled",
+               data_dir: str | None = None) -> MNIST:
     """Load an MNIST split.
 
     Args:
-      split: 'train' or 'test'.
-      source: 'tfds' (tensorflow-datasets, downloading where a network exists), 'bundled' (the
-        real digits shipped with jaxgen: 5,000 training digits, 500 per class, and the official
-        10,000-image test set), or 'auto': prepared tfds data if present, never downloading
-        (offline, a download retries DNS for minutes), else bundled.
+      split: 'train' (the official 60,000), 'test' (the official 10,000) or 'train-5k' (5,000
+        of the training digits, 500 per class, sorted by label: the `--quick` presets' set).
+      source: 'bundled' (the files shipped with jaxgen, offline), 'tfds' (tensorflow-datasets,
+        downloading where a network exists), or 'auto': prepared tfds data if present, never
+        downloading (offline, a download retries DNS for minutes), else bundled.
       data_dir: the tfds data directory; default `$TFDS_DATA_DIR` or tfds's own default.
     Returns:
       an `MNIST(images, labels, source)`; `source` says which was used.
@@ -104,7 +110,9 @@ def load_mnist(split: str = "train", source: str = "auto", data_dir: str | None 
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     data_dir = data_dir or os.environ.get("TFDS_DATA_DIR")
-    if source == "bundled":
+    if source == "bundled" or split == "train-5k":
+        if split == "train-5k" and source == "tfds":
+            raise ValueError("split 'train-5k' is bundled with jaxgen only; use source='bundled'")
         return _bundled(split)
     if source == "tfds":
         return _tfds(split, data_dir, download=True)
