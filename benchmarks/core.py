@@ -108,7 +108,7 @@ def run(*, quick: bool) -> dict:
     model = vae.VAE()
     xv = jax.random.uniform(key, (256, 784))
     params = model.init(key, xv[:1], key)
-    t = _times(lambda p, v: jnp.mean(vae.neg_elbo(model, p, key, v)), (params, xv), r,
+    t = _times(lambda p, v: jnp.mean(vae.neg_elbo(model, p, v, key=key)), (params, xv), r,
                eager=not quick)
     add("vae.neg_elbo", "batch 256", t)
 
@@ -122,12 +122,12 @@ def run(*, quick: bool) -> dict:
     sched = diffusion.linear()
 
     def loss(p, v):
-        return jnp.mean(ddpm.loss(lambda z, tt: net.apply(p, z, tt), key, v, sched))
+        return jnp.mean(ddpm.loss(lambda z, tt: net.apply(p, z, tt), v, sched, key=key))
 
     t = _times(jax.grad(loss), (up, xi), r)
     add(f"grad of ddpm.loss (U-Net {'-'.join(map(str, net.widths))})", "batch 32", t)
-    t = _times(lambda p: ddpm.ddim_sample(lambda z, tt: net.apply(p, z, tt), key,
-                                          (8, 28, 28, 1), sched, 10), (up,), r)
+    t = _times(lambda p: ddpm.ddim_sample(lambda z, tt: net.apply(p, z, tt),
+                                          (8, 28, 28, 1), sched, 10, key=key), (up,), r)
     add("ddpm.ddim_sample, 10 steps", "8 images", t)
     bar.close()
     return {"machine": machine(), "rows": rows, "notes": [

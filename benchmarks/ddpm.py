@@ -111,9 +111,9 @@ def run(*, quick: bool) -> dict:
     p_small = jax.jit(small.init)(key, x[:1], jnp.ones((1,), jnp.int32))
     eps_fn = lambda xt, t: small.apply(p_small, xt, t)  # noqa: E731
     shape = (8, 28, 28, 1)
-    scanned = jax.jit(lambda k: ddpm.sample(eps_fn, k, shape, schedule)[0])
-    one_step = jax.jit(lambda k, xt, t: ddpm.p_sample(eps_fn, k, xt, t, schedule))
-    ddim = jax.jit(lambda k: ddpm.ddim_sample(eps_fn, k, shape, schedule, steps=50))
+    scanned = jax.jit(lambda k: ddpm.sample(eps_fn, shape, schedule, key=k)[0])
+    one_step = jax.jit(lambda k, xt, t: ddpm.p_sample(eps_fn, xt, t, schedule, key=k))
+    ddim = jax.jit(lambda k: ddpm.ddim_sample(eps_fn, shape, schedule, steps=50, key=k))
 
     def python_loop(k):
         xt = jax.random.normal(jax.random.fold_in(k, 0), shape)

@@ -13,23 +13,25 @@ checkpoints under `out` (experiments that train nothing simply run again). An ex
 thin script over the library: the maths lives in `jaxgen`.
 """
 
-# name -> (module, one-line description), in the order of the book's chapters
-EXPERIMENTS = {
-    "normal": ("normal", "ch. 1: the normal distribution and the central limit theorem"),
-    "mle": ("mle", "ch. 2: maximum likelihood for heights, generated samples, probabilities"),
-    "mvn": ("mvn", "ch. 3: multivariate normal, MLE of height/weight with contours"),
-    "gmm": ("gmm", "ch. 4: a Gaussian mixture's density and ancestral samples"),
-    "em": ("em", "ch. 5: EM on Old Faithful from the book's start; BIC over K"),
-    "nn": ("nn", "ch. 6: autograd, Rosenbrock descent, linear regression, a sine MLP"),
-    "classifier": ("classifier", "MNIST MLP design choices and the CNN evaluator (FID)"),
-    "vae": ("vae", "ch. 7: VAE on MNIST, -ELBO and IWAE in nats, samples, 2-D latents"),
-    "hvae": ("hvae", "ch. 8: two-level hierarchical VAE on MNIST"),
-    "noising": ("noising", "ch. 9: flower.png noised step by step and in closed form"),
-    "ddpm": ("ddpm", "ch. 9: DDPM with the book's U-Net on MNIST; DDPM and DDIM samples"),
-    "conditional": ("conditional", "ch. 10: a label-conditioned DDPM, one row per digit"),
-    "cfg": ("cfg", "ch. 10: classifier-free guidance, gamma in {0, 1, 3, 5}"),
-    "classifier-guidance": ("classifier_guidance",
-                            "ch. 10: an unconditional DDPM steered by a noisy-image classifier"),
-    "latent-diffusion": ("latent_diffusion",
-                         "ch. 10: CFG diffusion in an autoencoder's 8x8x2 latent space"),
-}
+# `jaxgen run NAME` -> what it shows, in the order of the book's chapters; the module of NAME
+# is NAME with '-' as '_'
+_TABLE = """
+normal               ch. 1: the normal distribution and the central limit theorem
+mle                  ch. 2: maximum likelihood for heights, generated samples, probabilities
+mvn                  ch. 3: multivariate normal, MLE of height/weight with contours
+gmm                  ch. 4: a Gaussian mixture's density and ancestral samples
+em                   ch. 5: EM on Old Faithful from the book's start; BIC over K
+nn                   ch. 6: autograd, Rosenbrock descent, linear regression, a sine MLP
+classifier           MNIST MLP design choices and the CNN evaluator (FID)
+vae                  ch. 7: VAE on MNIST, -ELBO and IWAE in nats, samples, 2-D latents
+hvae                 ch. 8: two-level hierarchical VAE on MNIST
+noising              ch. 9: flower.png noised step by step and in closed form
+ddpm                 ch. 9: DDPM with the book's U-Net on MNIST; DDPM and DDIM samples
+conditional          ch. 10: a label-conditioned DDPM, one row per digit
+cfg                  ch. 10: classifier-free guidance, gamma in {0, 1, 3, 5}
+classifier-guidance  ch. 10: an unconditional DDPM steered by a noisy-image classifier
+latent-diffusion     ch. 10: CFG diffusion in an autoencoder's 8x8x2 latent space
+"""
+# name -> (module, one-line description)
+EXPERIMENTS = {name: (name.replace("-", "_"), desc.strip())
+               for name, desc in (line.split(maxsplit=1) for line in _TABLE.strip().splitlines())}

@@ -25,8 +25,7 @@ class Config(common.DiffusionConfig):
 PRESETS = {
     "full": Config(),
     # ~45 min on 2 CPU cores (7,800 steps of 0.3 s); 24 epochs reached only 70% at gamma 3
-    "quick": Config(widths=(16, 32, 64), epochs=100, batch_size=64,
-                    train_split="train-5k"),
+    "quick": Config(**common.QUICK),
 }
 
 

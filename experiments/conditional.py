@@ -24,8 +24,7 @@ class Config(common.DiffusionConfig):
 PRESETS = {
     "full": Config(),
     # the same budget as `cfg --quick` (100 epochs, ~45 min on 2 cores), so the two compare
-    "quick": Config(widths=(16, 32, 64), epochs=100, batch_size=64,
-                    train_split="train-5k"),
+    "quick": Config(**common.QUICK),
 }
 
 
@@ -34,7 +33,7 @@ def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
         cfg, out, resume=resume, desc="conditional DDPM", conditional=True)
     n = cfg.n_samples
     labels = np.arange(n) % 10
-    images = pipeline.generate(model, jax.random.fold_in(key, 1), n, labels, steps=cfg.steps)
+    images = pipeline.generate(model, n, labels, steps=cfg.steps, key=jax.random.fold_in(key, 1))
     ev, _, reference = common.evaluator_and_test(n)
     q = common.judge(ev, images, reference, labels)
     common.digits_figure(images[:80], out / "digits.png",

@@ -36,8 +36,7 @@ PRESETS = {
     # CPU: a narrow GroupNorm U-Net, 100 epochs of the 5,000 bundled digits (7,800 steps,
     # ~0.3 s each on 2 cores, the budget of the other quick diffusion experiments); sampling
     # 1,000 images with DDPM-1000 takes about as long again
-    "quick": Config(widths=(16, 32, 64), norm="group", epochs=100, batch_size=64,
-                    train_split="train-5k"),
+    "quick": Config(**common.QUICK, norm="group"),
 }
 CLIP = (0.0, 1.0)  # clip x0_hat to the pixel range while sampling (beyond the book)
 
@@ -53,11 +52,11 @@ def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
     schedule, sample_vars = model.noise_schedule, model.variables["unet"]
     eps_fn = lambda xt, t: net.apply(sample_vars, xt, t, train=False)  # noqa: E731
     shape = (cfg.n_samples, 28, 28, 1)
-    x_ddpm, path = jax.jit(lambda k: ddpm.sample(eps_fn, k, shape, schedule, keep=10,
-                                                    clip=CLIP))(
+    x_ddpm, path = jax.jit(lambda k: ddpm.sample(eps_fn, shape, schedule, keep=10,
+                                                    clip=CLIP, key=k))(
         jax.random.fold_in(key, 1))
     x_ddim = {steps: np.clip(np.asarray(jax.jit(lambda k, n=steps: ddpm.ddim_sample(
-        eps_fn, k, shape, schedule, n, clip=CLIP))(jax.random.fold_in(key, 2))), 0, 1)
+        eps_fn, shape, schedule, n, clip=CLIP, key=k))(jax.random.fold_in(key, 2))), 0, 1)
         for steps in cfg.ddim_steps}
     x_ddpm = np.clip(np.asarray(x_ddpm), 0, 1)
     pipeline.save(out, model)
@@ -67,7 +66,7 @@ def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
     quality = {"ddpm_1000": judge(ev, x_ddpm, reference),
                **{f"ddim_{n}": judge(ev, x, reference) for n, x in x_ddim.items()}}
     # the variational bound on 256 test digits, 32 timesteps each (an unbiased estimate)
-    bpd = jax.jit(lambda k, x0: diffusion.bits_per_dim(eps_fn, k, x0, schedule, n_t=32))(
+    bpd = jax.jit(lambda k, x0: diffusion.bits_per_dim(eps_fn, x0, schedule, n_t=32, key=k))(
         jax.random.fold_in(key, 3), test.images[:256])
 
     fig, axes = figure(1, 2, size=(6, 6))

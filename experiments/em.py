@@ -40,7 +40,7 @@ def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> di
     fitted, info = gmm.fit(x, BOOK_START, max_iter=100, tol=1e-4, reg_covar=0.0)
     n = int(info.n_iter)
     trace = np.asarray(info.log_likelihood[: n + 1])
-    samples, _ = gmm.sample(jax.random.fold_in(key, 0), fitted, 500)
+    samples, _ = gmm.sample(fitted, 500, key=jax.random.fold_in(key, 0))
 
     ks = range(1, config.max_k + 1)
     bics = {}

@@ -34,7 +34,7 @@ PRESETS = {"full": Config(), "quick": Config()}
 
 def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> dict:
     data = load_old_faithful()
-    samples, labels = gmm.sample(jax.random.key(config.seed), BOOK_GMM, config.samples)
+    samples, labels = gmm.sample(BOOK_GMM, config.samples, key=jax.random.key(config.seed))
     samples, labels = np.asarray(samples), np.asarray(labels)
     xl, yl = padded_limits(data, 0.15)
     X, Y, pts = grid2d(xl, yl, 200)

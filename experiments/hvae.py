@@ -48,10 +48,10 @@ def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> di
 
     idx = np.arange(len(x_test))
     k_eval = jax.random.fold_in(key, 1)
-    test_neg_elbo = float(np.mean(map_batches(per_example(neg_elbo, k_eval), (x_test, idx),
+    test_neg_elbo = float(np.mean(map_batches(per_example(neg_elbo, key=k_eval), (x_test, idx),
                                               1000)))
-    iwae = per_example(lambda kk, x: hvae.iwae_nll(model, params, kk, x, 100),
-                       jax.random.fold_in(key, 2))
+    iwae = per_example(lambda kk, x: hvae.iwae_nll(model, params, x, 100, key=kk),
+                       key=jax.random.fold_in(key, 2))
     iwae_nll = float(np.mean(map_batches(iwae, (x_test, idx), 250)))
 
     z2 = jax.random.normal(jax.random.fold_in(key, 3), (64, model.latent2))

@@ -28,7 +28,7 @@ PRESETS = {"full": Config(), "quick": Config()}
 def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> dict:
     x = load_height()
     mu, sigma = normal.mle(x)
-    generated = normal.sample(jax.random.key(config.seed), mu, sigma, (config.samples,))
+    generated = normal.sample(mu, sigma, (config.samples,), key=jax.random.key(config.seed))
     p_le_160 = float(normal.cdf(160.0, mu, sigma))
     p_gt_180 = float(1.0 - normal.cdf(180.0, mu, sigma))
 

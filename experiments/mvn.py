@@ -44,7 +44,7 @@ def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> di
     x = load_height_weight()
     mean, cov = mvn.mle(x)
     n_show = 500
-    samples = mvn.sample(jax.random.key(config.seed), mean, cov, (n_show,))
+    samples = mvn.sample(mean, cov, (n_show,), key=jax.random.key(config.seed))
     (xl, yl) = padded_limits(x)
     X, Y, pts = grid2d(xl, yl, 150)
     Z = np.asarray(mvn.pdf(pts, mean, cov)).reshape(X.shape)

@@ -22,9 +22,10 @@ from jaxgen.train import train
 def test_bounds(model, params, key, x, likelihood: str, k: int) -> dict:
     """Mean test -ELBO (one sample) and IWAE-k estimate of -log p(x), in nats."""
     idx = np.arange(len(x))
-    elbo = per_example(lambda kk, xb: vae.neg_elbo(model, params, kk, xb, likelihood), key)
-    iwae = per_example(lambda kk, xb: vae.iwae_nll(model, params, kk, xb, k, likelihood),
-                       jax.random.fold_in(key, 1))
+    elbo = per_example(lambda kk, xb: vae.neg_elbo(model, params, xb, likelihood, key=kk),
+                       key=key)
+    iwae = per_example(lambda kk, xb: vae.iwae_nll(model, params, xb, k, likelihood, key=kk),
+                       key=jax.random.fold_in(key, 1))
     return {"test_neg_elbo_nats": float(np.mean(map_batches(elbo, (x, idx), 1000))),
             "iwae_nll_nats": float(np.mean(map_batches(iwae, (x, idx), 250)))}
 

@@ -170,8 +170,8 @@ def _cmd_sample(args) -> None:
         msg = str(e)
         flag = msg.split()[0].rstrip(":")
         raise UsageError(f"--{msg}" if flag in ("label", "guidance", "steps") else msg) from e
-    images = pipeline.generate(model, jax.random.key(args.seed), args.n, labels,
-                               gamma=args.guidance, sampler=args.sampler, steps=args.steps)
+    images = pipeline.generate(model, args.n, labels, gamma=args.guidance, sampler=args.sampler,
+                               steps=args.steps, key=jax.random.key(args.seed))
     rows = math.ceil(math.sqrt(args.n))
     fig, ax = figure(size=(6, 6))
     what = "unconditional" if labels is None else (

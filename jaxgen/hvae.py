@@ -38,9 +38,9 @@ class HVAE(nn.Module):
         """-> dict of logits, mu1, logvar1, z1, mu2, logvar2, z2, z1_hat (each (B, ...))."""
         k1, k2 = jax.random.split(key)
         mu1, logvar1 = self.encoder1(x)
-        z1 = reparameterize(k1, mu1, logvar1)
+        z1 = reparameterize(mu1, logvar1, key=k1)
         mu2, logvar2 = self.encoder2(z1)
-        z2 = reparameterize(k2, mu2, logvar2)
+        z2 = reparameterize(mu2, logvar2, key=k2)
         return dict(logits=self.decoder1(z1), mu1=mu1, logvar1=logvar1, z1=z1, mu2=mu2,
                     logvar2=logvar2, z2=z2, z1_hat=self.decoder2(z2))
 
@@ -64,7 +64,7 @@ def book_loss(out: dict, x):
     return jnp.sum(jnp.square(x - nn.sigmoid(out["logits"])), -1) + 2 * (t["kl1"] + t["kl2"])
 
 
-def iwae_nll(model: HVAE, params, key, x, k: int = 100, likelihood: str = "gaussian"):
+def iwae_nll(model: HVAE, params, x, k: int = 100, likelihood: str = "gaussian", *, key):
     """Importance-weighted estimate of -log p(x) with k joint samples of (z1, z2), shape (B,)."""
     keys = jax.random.split(key, k)
     out = jax.vmap(lambda kk: model.apply(params, x, kk))(keys)  # each (k, B, ...)

@@ -57,11 +57,12 @@ def standard_normal_from_logvar(mu: ArrayLike, logvar: ArrayLike) -> Array:
 
 
 def monte_carlo(
-    key: Array,
     sample_p: Callable[[Array, int], Array],
     log_p: Callable[[Array], Array],
     log_q: Callable[[Array], Array],
     n: int,
+    *,
+    key: Array,
 ) -> Array:
     """Monte Carlo estimate D_KL(p || q) ~ (1/n) sum_i [log p(x_i) - log q(x_i)], x_i ~ p.
 

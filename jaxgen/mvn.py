@@ -74,7 +74,7 @@ def pdf(x: ArrayLike, mean: ArrayLike, cov: ArrayLike) -> Array:
     return jnp.exp(log_prob(x, mean, cov))
 
 
-def sample(key: Array, mean: ArrayLike, cov: ArrayLike, shape: Sequence[int] = ()) -> Array:
+def sample(mean: ArrayLike, cov: ArrayLike, shape: Sequence[int] = (), *, key: Array) -> Array:
     """Draw x = mean + L eps with eps ~ N(0, I) and cov = L L^T.
 
     Args:

@@ -46,7 +46,7 @@ def cdf(x: ArrayLike, mu: ArrayLike = 0.0, sigma: ArrayLike = 1.0) -> Array:
 
 
 def sample(
-    key: Array, mu: ArrayLike = 0.0, sigma: ArrayLike = 1.0, shape: Sequence[int] = ()
+    mu: ArrayLike = 0.0, sigma: ArrayLike = 1.0, shape: Sequence[int] = (), *, key: Array
 ) -> Array:
     """Draw x = mu + sigma * eps with eps ~ N(0, 1).
 

@@ -189,7 +189,7 @@ def train(
         for s in range(start, total):
             epoch, i = divmod(s, steps_per_epoch)
             if i == 0 or s == start:
-                idx = batch_indices(jax.random.fold_in(data_key, epoch), n, batch_size)
+                idx = batch_indices(n, batch_size, key=jax.random.fold_in(data_key, epoch))
             batch = parallel.shard_batch(tuple(a[idx[i]] for a in data), mesh)
             state, metrics = step_fn(state, jax.random.fold_in(step_key, s), batch)
             pending.append(metrics)

@@ -57,7 +57,7 @@ class VAE(nn.Module):
     def __call__(self, x, key):
         """x (B, 784) -> (decoder logits (B, 784), mu (B, L), logvar (B, L))."""
         mu, logvar = self.encoder(x)
-        z = reparameterize(key, mu, logvar)
+        z = reparameterize(mu, logvar, key=key)
         return self.decoder(z), mu, logvar
 
     def encode(self, x):
@@ -67,7 +67,7 @@ class VAE(nn.Module):
         return self.decoder(z)
 
 
-def reparameterize(key, mu, logvar):
+def reparameterize(mu, logvar, *, key):
     """z = mu + sigma * eps, eps ~ N(0, I): a sample of q(z|x) differentiable in mu and logvar."""
     return mu + jnp.exp(0.5 * logvar) * jax.random.normal(key, mu.shape, mu.dtype)
 
@@ -98,13 +98,13 @@ def book_loss(x, logits, mu, logvar):
     return jnp.sum(jnp.square(x - nn.sigmoid(logits)), -1) + 2 * kl(mu, logvar)
 
 
-def neg_elbo(model: VAE, params, key, x, likelihood: str = "gaussian"):
+def neg_elbo(model: VAE, params, x, likelihood: str = "gaussian", *, key):
     """-ELBO(x) per example in nats with one reparameterised sample, shape (B,)."""
     logits, mu, logvar = model.apply(params, x, key)
     return reconstruction(x, logits, likelihood) + kl(mu, logvar)
 
 
-def iwae_nll(model: VAE, params, key, x, k: int = 100, likelihood: str = "gaussian"):
+def iwae_nll(model: VAE, params, x, k: int = 100, likelihood: str = "gaussian", *, key):
     """Importance-weighted estimate of -log p(x) per example (Burda et al. 2016), shape (B,):
 
         -log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x),  z_i ~ q(z|x)

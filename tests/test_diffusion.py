@@ -56,12 +56,12 @@ def toy_eps(x, t):  # a fixed, smooth "network" for sampler tests
 def test_samplers_shapes_and_determinism():
     key = jax.random.key(0)
     shape = (3, 8, 8, 1)
-    run = jax.jit(lambda k: ddpm.sample(toy_eps, k, shape, SCHEDULE, keep=5))
+    run = jax.jit(lambda k: ddpm.sample(toy_eps, shape, SCHEDULE, keep=5, key=k))
     x0, path = run(key)
     assert x0.shape == shape and path.shape == (5, *shape)
     np.testing.assert_array_equal(x0, run(key)[0])
     assert not np.array_equal(x0, run(jax.random.key(1))[0])
-    d = jax.jit(lambda k: ddpm.ddim_sample(toy_eps, k, shape, SCHEDULE, steps=50))(key)
+    d = jax.jit(lambda k: ddpm.ddim_sample(toy_eps, shape, SCHEDULE, steps=50, key=k))(key)
     assert d.shape == shape and np.all(np.isfinite(np.asarray(d)))
     with pytest.raises(ValueError, match="steps must be in"):
         ddpm.ddim_timesteps(1000, 0)
@@ -69,9 +69,9 @@ def test_samplers_shapes_and_determinism():
 
 def test_ddim_with_eta_one_and_all_steps_is_ddpm():
     key, shape = jax.random.key(3), (2, 4, 4, 1)
-    a = jax.jit(lambda k: ddpm.sample(toy_eps, k, shape, SCHEDULE)[0])(key)
-    b = jax.jit(lambda k: ddpm.ddim_sample(toy_eps, k, shape, SCHEDULE, steps=1000,
-                                           eta=1.0))(key)
+    a = jax.jit(lambda k: ddpm.sample(toy_eps, shape, SCHEDULE, key=k)[0])(key)
+    b = jax.jit(lambda k: ddpm.ddim_sample(toy_eps, shape, SCHEDULE, steps=1000,
+                                           eta=1.0, key=k))(key)
     np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
 
 
@@ -148,7 +148,7 @@ def test_samplers_recover_a_point_mass_with_the_exact_eps(clip):
         return (x - jnp.sqrt(ab) * c) / jnp.sqrt(1 - ab)
 
     key, shape = jax.random.key(0), (4, 8, 8, 1)
-    x = jax.jit(lambda k: ddpm.sample(eps_fn, k, shape, SCHEDULE, clip=clip)[0])(key)
-    y = jax.jit(lambda k: ddpm.ddim_sample(eps_fn, k, shape, SCHEDULE, 50, clip=clip))(key)
+    x = jax.jit(lambda k: ddpm.sample(eps_fn, shape, SCHEDULE, clip=clip, key=k)[0])(key)
+    y = jax.jit(lambda k: ddpm.ddim_sample(eps_fn, shape, SCHEDULE, 50, clip=clip, key=k))(key)
     np.testing.assert_allclose(x, c, atol=1e-4)
     np.testing.assert_allclose(y, c, atol=1e-4)

@@ -150,14 +150,14 @@ def test_density_integrates_to_one_1d_and_2d(x64, seed):
 
 def test_ancestral_sample_moments():
     g = random_gmm(3, 2)
-    x, z = gmm.sample(jax.random.key(0), g, 200_000)
+    x, z = gmm.sample(g, 200_000, key=jax.random.key(0))
     assert x.shape == (200_000, 2) and z.shape == (200_000,)
     x, z = np.asarray(x), np.asarray(z)
     np.testing.assert_allclose(np.bincount(z, minlength=3) / len(z), g.weights, atol=0.005)
     for k in range(3):
         np.testing.assert_allclose(x[z == k].mean(0), g.means[k], atol=0.05)
         np.testing.assert_allclose(np.cov(x[z == k].T), g.covs[k], rtol=0.05, atol=0.03)
-    xb, _ = gmm.sample(jax.random.key(0), g, 200_000)
+    xb, _ = gmm.sample(g, 200_000, key=jax.random.key(0))
     np.testing.assert_array_equal(x, xb)
 
 
@@ -211,7 +211,7 @@ def test_collapsing_component_stays_finite():
 def test_predict_recovers_well_separated_clusters():
     g = gmm.GMM(np.array([0.5, 0.5]), np.array([[-10.0, 0.0], [10.0, 0.0]]),
                 np.stack([np.eye(2)] * 2))
-    x, z = gmm.sample(jax.random.key(1), g, 500)
+    x, z = gmm.sample(g, 500, key=jax.random.key(1))
     np.testing.assert_array_equal(gmm.predict(g, x), z)
 
 

@@ -62,17 +62,17 @@ def test_cfg_gamma_0_is_unconditional_gamma_1_conditional_in_one_forward_pass():
 
 def test_label_dropout_per_example_and_per_batch():
     y = jnp.arange(100_000) % 10
-    dropped = drop_labels(jax.random.key(0), y, 0.1, 10)
+    dropped = drop_labels(y, 0.1, 10, key=jax.random.key(0))
     frac = float(jnp.mean(dropped == 10))
     assert abs(frac - 0.1) < 0.005  # binomial standard error ~0.001
     np.testing.assert_array_equal(np.asarray(dropped)[np.asarray(dropped) != 10],
                                   np.asarray(y)[np.asarray(dropped) != 10])
-    whole = [bool(jnp.all(drop_labels(jax.random.key(i), y[:64], 0.5, 10, False) == 10))
-             or bool(jnp.all(drop_labels(jax.random.key(i), y[:64], 0.5, 10, False) == y[:64]))
+    whole = [bool(jnp.all(drop_labels(y[:64], 0.5, 10, False, key=jax.random.key(i)) == 10))
+             or bool(jnp.all(drop_labels(y[:64], 0.5, 10, False, key=jax.random.key(i)) == y[:64]))
              for i in range(20)]
     assert all(whole)
     with pytest.raises(ValueError, match="p_uncond"):
-        drop_labels(jax.random.key(0), y, 1.5, 10)
+        drop_labels(y, 1.5, 10, key=jax.random.key(0))
 
 
 def test_classifier_guided_step_raises_log_p_of_the_label():
@@ -95,9 +95,9 @@ def test_classifier_guided_step_raises_log_p_of_the_label():
 
     eps_fn = lambda xx, tt: 0.1 * xx  # noqa: E731
     key = jax.random.key(2)
-    plain = ddpm.p_sample(eps_fn, key, x, t, SCHEDULE)
-    guided = ddpm.p_sample(eps_fn, key, x, t, SCHEDULE,
-                           guide=guidance.classifier_guide(logits_fn, y, 50.0))
+    plain = ddpm.p_sample(eps_fn, x, t, SCHEDULE, key=key)
+    guided = ddpm.p_sample(eps_fn, x, t, SCHEDULE,
+                           guide=guidance.classifier_guide(logits_fn, y, 50.0), key=key)
     assert np.all(log_p(guided) > log_p(plain))
     var = float((1 - SCHEDULE.alpha_bars[t - 1]) / (1 - SCHEDULE.alpha_bars[t])
                 * SCHEDULE.betas[t])
@@ -149,9 +149,9 @@ def test_classifier_guidance_at_scale_0_skips_the_gradient():
                                jnp.ones((1,), jnp.int32))["params"]
     model = pipeline.DiffusionModel(net, {"unet": {"params": params}}, (28, 28, 1))
     nan_grad = lambda y: lambda x, t: jnp.full_like(x, jnp.nan)  # noqa: E731
-    run = functools.partial(pipeline.generate, model, jax.random.key(0), 3, [1, 2, 3], steps=3,
+    run = functools.partial(pipeline.generate, model, 3, [1, 2, 3], steps=3, key=jax.random.key(0),
                             guide_fn=nan_grad)
-    plain = pipeline.generate(model, jax.random.key(0), 3, steps=3)
+    plain = pipeline.generate(model, 3, steps=3, key=jax.random.key(0))
     np.testing.assert_array_equal(run(guide_scale=0.0), plain)  # 0 * NaN would poison it
     assert np.isnan(run(guide_scale=1.0)).all()  # at s != 0 the gradient is used
 
@@ -160,16 +160,16 @@ def test_pipeline_save_load_and_sample(tmp_path):
     model = _saved_model(tmp_path)
     loaded = pipeline.load(tmp_path)
     assert loaded.unet == model.unet and loaded.p_uncond == 0.1
-    a = pipeline.generate(loaded, jax.random.key(3), 5, [7] * 5, gamma=3.0, steps=4,
-                          batch_size=2)
-    b = pipeline.generate(model, jax.random.key(3), 5, [7] * 5, gamma=3.0, steps=4,
-                          batch_size=2)
+    a = pipeline.generate(loaded, 5, [7] * 5, gamma=3.0, steps=4,
+                          batch_size=2, key=jax.random.key(3))
+    b = pipeline.generate(model, 5, [7] * 5, gamma=3.0, steps=4,
+                          batch_size=2, key=jax.random.key(3))
     assert a.shape == (5, 28, 28, 1) and a.min() >= 0 and a.max() <= 1
     np.testing.assert_allclose(a, b, atol=1e-6)  # same params, same key: same samples
     with pytest.raises(ValueError, match=r"label must be in 0\.\.9"):
-        pipeline.generate(model, jax.random.key(0), 2, [3, 10])
+        pipeline.generate(model, 2, [3, 10], key=jax.random.key(0))
     with pytest.raises(ValueError, match="guidance must be"):
-        pipeline.generate(model, jax.random.key(0), 2, [3, 1], gamma=-1.0)
+        pipeline.generate(model, 2, [3, 1], gamma=-1.0, key=jax.random.key(0))
     with pytest.raises(ValueError, match=r"model\.json"):
         pipeline.load(tmp_path / "nowhere")
 

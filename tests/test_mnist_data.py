@@ -82,12 +82,12 @@ def test_bad_arguments(kwargs, msg):
 
 def test_batches_shuffle_by_key_and_drop_the_last_partial_batch():
     x = np.arange(103)
-    a = batch_indices(jax.random.key(0), 103, 10)
+    a = batch_indices(103, 10, key=jax.random.key(0))
     assert a.shape == (10, 10) and len(np.unique(a)) == 100
-    np.testing.assert_array_equal(a, batch_indices(jax.random.key(0), 103, 10))
-    assert not np.array_equal(a, batch_indices(jax.random.key(1), 103, 10))
-    got = [b for (b,) in batches(jax.random.key(0), (x,), 10, start=3)]
+    np.testing.assert_array_equal(a, batch_indices(103, 10, key=jax.random.key(0)))
+    assert not np.array_equal(a, batch_indices(103, 10, key=jax.random.key(1)))
+    got = [b for (b,) in batches((x,), 10, start=3, key=jax.random.key(0))]
     assert len(got) == 7
     np.testing.assert_array_equal(got[0], x[a[3]])
     with pytest.raises(ValueError, match="batch_size"):
-        batch_indices(jax.random.key(0), 5, 10)
+        batch_indices(5, 10, key=jax.random.key(0))

@@ -53,7 +53,7 @@ def test_book_height_weight_mle(x64):
 
 def test_sample_moments():
     mean, cov = np.array([0.5, -0.2]), np.array([[2.0, 0.3], [0.3, 0.5]])
-    x = mvn.sample(jax.random.key(0), mean, cov, (100_000,))
+    x = mvn.sample(mean, cov, (100_000,), key=jax.random.key(0))
     assert x.shape == (100_000, 2)
     np.testing.assert_allclose(x.mean(0), mean, atol=0.02)  # se ~ 0.0045
     np.testing.assert_allclose(np.cov(np.asarray(x).T), cov, atol=0.03)
@@ -102,9 +102,9 @@ def test_discrete_rejects_non_probabilities():
 
 def test_gaussian_kl_matches_monte_carlo():
     mu_p, s_p, mu_q, s_q = 0.5, 0.8, -0.3, 1.7
-    mc = kl.monte_carlo(jax.random.key(0), lambda k, n: normal.sample(k, mu_p, s_p, (n,)),
+    mc = kl.monte_carlo(lambda k, n: normal.sample(mu_p, s_p, (n,), key=k),
                         lambda x: normal.log_prob(x, mu_p, s_p),
-                        lambda x: normal.log_prob(x, mu_q, s_q), 400_000)
+                        lambda x: normal.log_prob(x, mu_q, s_q), 400_000, key=jax.random.key(0))
     exact = kl.normal(mu_p, s_p, mu_q, s_q)
     # closed form by hand: log(1.7/0.8) + (0.64 + 0.64) / (2 * 2.89) - 0.5
     np.testing.assert_allclose(exact, np.log(1.7 / 0.8) + 1.28 / 5.78 - 0.5, rtol=1e-6)

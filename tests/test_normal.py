@@ -44,13 +44,13 @@ def test_book_heights_mle_and_probabilities():
 
 def test_sample_moments_and_determinism():
     key = jax.random.key(0)
-    x = normal.sample(key, 3.0, 2.0, (200_000,))
+    x = normal.sample(3.0, 2.0, (200_000,), key=key)
     assert x.shape == (200_000,)
     # standard errors: 2/sqrt(n) ~ 0.0045 for the mean, ~0.0032 for sigma
     np.testing.assert_allclose(x.mean(), 3.0, atol=0.03)
     np.testing.assert_allclose(x.std(), 2.0, atol=0.02)
-    np.testing.assert_array_equal(x, normal.sample(key, 3.0, 2.0, (200_000,)))
-    assert normal.sample(key, jnp.zeros(3), 1.0, (5, 1)).shape == (5, 3)
+    np.testing.assert_array_equal(x, normal.sample(3.0, 2.0, (200_000,), key=key))
+    assert normal.sample(jnp.zeros(3), 1.0, (5, 1), key=key).shape == (5, 3)
 
 
 def test_jit_and_vmap():
@@ -64,7 +64,7 @@ def test_bad_sigma(sigma):
     with pytest.raises(ValueError, match="sigma"):
         normal.log_prob(0.0, 0.0, sigma)
     with pytest.raises(ValueError, match="sigma"):
-        normal.sample(jax.random.key(0), 0.0, sigma, (3,))
+        normal.sample(0.0, sigma, (3,), key=jax.random.key(0))
 
 
 def test_mle_rejects_nan():

@@ -39,9 +39,9 @@ def test_reconstruction_terms_against_scipy():
 def test_kl_term_matches_monte_carlo():
     mu, logvar = jnp.array([[0.5, -1.0, 0.2]]), jnp.array([[-0.5, 0.3, 0.0]])
     sd = jnp.exp(0.5 * logvar)
-    mc = kl.monte_carlo(KEY, lambda k, n: normal.sample(k, mu, sd, (n, 3)),
+    mc = kl.monte_carlo(lambda k, n: normal.sample(mu, sd, (n, 3), key=k),
                         lambda z: normal.log_prob(z, mu, sd).sum(-1),
-                        lambda z: normal.log_prob(z).sum(-1), 400_000)
+                        lambda z: normal.log_prob(z).sum(-1), 400_000, key=KEY)
     np.testing.assert_allclose(vae.kl(mu, logvar)[0], mc, atol=0.01)
 
 
@@ -58,9 +58,9 @@ def test_iwae_is_tighter_than_the_elbo_and_deterministic():
     model = vae.VAE(hidden=32, latent=4)
     x = load_mnist("test", source="bundled").images[:64].reshape(-1, 784)
     params = model.init(KEY, x[:1], KEY)
-    neg_elbo = jax.jit(lambda k: jnp.mean(vae.neg_elbo(model, params, k, x)))
+    neg_elbo = jax.jit(lambda k: jnp.mean(vae.neg_elbo(model, params, x, key=k)))
     elbo = np.mean([neg_elbo(jax.random.key(i)) for i in range(20)])
-    iwae_fn = jax.jit(lambda key: vae.iwae_nll(model, params, key, x, k=100))
+    iwae_fn = jax.jit(lambda key: vae.iwae_nll(model, params, x, k=100, key=key))
     iwae = iwae_fn(KEY)
     assert iwae.shape == (64,)
     assert float(jnp.mean(iwae)) < elbo
@@ -97,7 +97,7 @@ def test_hvae_iwae_is_between_the_elbo_and_the_exact_likelihood(x64):
     keys = jax.random.split(jax.random.key(2), 200)
     # 200 independent estimates per k, in one vmapped program each
     est = {k: np.asarray(jax.jit(jax.vmap(
-        lambda kk, k=k: hvae.iwae_nll(model, params, kk, x, k=k)))(keys))
+        lambda kk, k=k: hvae.iwae_nll(model, params, x, k=k, key=kk)))(keys))
         for k in (1, 10, 100, 1000)}
     mean = {k: v.mean(0) for k, v in est.items()}
     se = {k: v.std(0) / np.sqrt(len(keys)) for k, v in est.items()}

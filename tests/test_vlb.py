@@ -31,7 +31,7 @@ def test_term_is_the_kl_between_posterior_and_model_step():
     x0 = jax.random.uniform(jax.random.key(1), (2, 3, 3, 1))
     eps_fn = lambda x, t: 0.3 * x  # noqa: E731  (any network)
     t, key = jnp.array([7, 30]), jax.random.key(2)
-    got = vlb.term(eps_fn, key, x0, t, SMALL)
+    got = vlb.term(eps_fn, x0, t, SMALL, key=key)
     # by hand: the book's reverse mean against the posterior mean, variance beta~_t both
     x_t = ddpm.q_sample(x0, t, jax.random.normal(key, x0.shape), SMALL)
     b, a, ab = (SMALL.betas[t][:, None, None, None], SMALL.alphas[t][:, None, None, None],
@@ -57,9 +57,9 @@ def test_sampled_timesteps_estimate_the_exact_sum_without_bias():
     x0 = jnp.full((2, 4, 4, 1), 100 / 255)
     eps_fn = _point_mass_eps(100 / 255, offset=jnp.array([0.05, 0.2])[:, None, None, None])
     key = jax.random.key(4)
-    exact = vlb.bits_per_dim(eps_fn, key, x0, SMALL, n_t=None)
-    estimate = vlb.bits_per_dim(eps_fn, key, x0, SMALL, n_t=4000)
-    terms = np.stack([vlb.term(eps_fn, key, x0, jnp.full((2,), t), SMALL)
+    exact = vlb.bits_per_dim(eps_fn, x0, SMALL, n_t=None, key=key)
+    estimate = vlb.bits_per_dim(eps_fn, x0, SMALL, n_t=4000, key=key)
+    terms = np.stack([vlb.term(eps_fn, x0, jnp.full((2,), t), SMALL, key=key)
                       for t in range(1, 51)])  # (T, B) nats
     se_bits = 50 * terms.std(0) / np.sqrt(4000) / (16 * np.log(2))
     assert np.all(np.abs(np.asarray(estimate - exact)) < 4 * se_bits), (estimate, exact, se_bits)
@@ -73,9 +73,9 @@ def test_exact_eps_of_a_point_mass_leaves_only_prior_and_decoder_terms():
     eps_fn = _point_mass_eps(0.4)
     t = jnp.arange(2, 51)
     x0 = jnp.broadcast_to(point, (49, 2, 2, 1))
-    np.testing.assert_allclose(vlb.term(eps_fn, jax.random.key(5), x0, t, SMALL), 0.0,
+    np.testing.assert_allclose(vlb.term(eps_fn, x0, t, SMALL, key=jax.random.key(5)), 0.0,
                                atol=1e-4)
-    bpd = vlb.bits_per_dim(eps_fn, jax.random.key(5), point, SMALL, n_t=None)
+    bpd = vlb.bits_per_dim(eps_fn, point, SMALL, n_t=None, key=jax.random.key(5))
     mu_1 = 0.4  # the exact reverse mean at t=1 is x0 itself
     expect = (vlb.prior_kl(point, SMALL) + vlb.decoder_nll(point, jnp.full_like(point, mu_1),
                                                            SMALL.betas[1])) / (4 * np.log(2))
@@ -85,4 +85,5 @@ def test_exact_eps_of_a_point_mass_leaves_only_prior_and_decoder_terms():
 def test_bits_per_dim_rejects_a_non_positive_n_t():
     import pytest
     with pytest.raises(ValueError, match="n_t must be a positive int or None, got 0"):
-        vlb.bits_per_dim(lambda x, t: x, jax.random.key(0), jnp.zeros((1, 2, 2, 1)), SMALL, n_t=0)
+        vlb.bits_per_dim(lambda x, t: x, jnp.zeros((1, 2, 2, 1)), SMALL, n_t=0,
+                         key=jax.random.key(0))

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 
 
-def batch_indices(key: jax.Array, n: int, batch_size: int) -> np.ndarray:
+def batch_indices(n: int, batch_size: int, *, key: jax.Array) -> np.ndarray:
     """One epoch's shuffled indices, shape (n // batch_size, batch_size).
 
     The last partial batch is dropped, so every step sees the same shapes (one compilation).
@@ -22,8 +22,8 @@ def batch_indices(key: jax.Array, n: int, batch_size: int) -> np.ndarray:
     return perm[: steps * batch_size].reshape(steps, batch_size)
 
 
-def batches(key: jax.Array, arrays: tuple[np.ndarray, ...], batch_size: int,
-            start: int = 0) -> Iterator[tuple[np.ndarray, ...]]:
+def batches(arrays: tuple[np.ndarray, ...], batch_size: int, start: int = 0, *,
+            key: jax.Array) -> Iterator[tuple[np.ndarray, ...]]:
     """Yield one epoch of shuffled batches of `arrays` (all with the same leading N).
 
     `start` skips the first batches (to resume mid-epoch exactly).
@@ -32,7 +32,7 @@ def batches(key: jax.Array, arrays: tuple[np.ndarray, ...], batch_size: int,
     if any(len(a) != n for a in arrays):
         raise ValueError(f"arrays must share their leading dimension, got "
                          f"{[len(a) for a in arrays]}")
-    for idx in batch_indices(key, n, batch_size)[start:]:
+    for idx in batch_indices(n, batch_size, key=key)[start:]:
         yield tuple(a[idx] for a in arrays)
 
 
@@ -53,7 +53,7 @@ def map_batches(fn: Callable, arrays: tuple[np.ndarray, ...], batch_size: int = 
     return jax.tree_util.tree_map(lambda *o: np.concatenate(o), *outs)
 
 
-def per_example(fn, key):
+def per_example(fn, *, key):
     """Batch a stochastic `fn(key, x (1, D)) -> (1,)` over examples with keys fold_in(key, i),
     so every example's estimate is reproducible whatever the batching."""
     return jax.jit(jax.vmap(lambda x, i: fn(jax.random.fold_in(key, i), x[None])[0]))

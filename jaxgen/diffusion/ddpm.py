@@ -39,7 +39,7 @@ def q_sample(x0: jax.Array, t: jax.Array, noise: jax.Array, schedule: Schedule) 
     return jnp.sqrt(ab) * x0 + jnp.sqrt(1.0 - ab) * noise
 
 
-def loss(eps_fn: EpsFn, key: jax.Array, x0: jax.Array, schedule: Schedule) -> jax.Array:
+def loss(eps_fn: EpsFn, x0: jax.Array, schedule: Schedule, *, key: jax.Array) -> jax.Array:
     """Per-example epsilon-prediction loss |eps - eps_fn(x_t, t)|^2 averaged over pixels, (B,).
 
     t ~ U{1..T}, eps ~ N(0, I) drawn from `key` (the simple loss of Ho et al.; the book's).
@@ -66,8 +66,9 @@ def predict_x0(x_t: jax.Array, eps: jax.Array, t, schedule: Schedule) -> jax.Arr
     return (x_t - jnp.sqrt(1 - ab) * eps) / jnp.sqrt(ab)
 
 
-def p_sample(eps_fn: EpsFn, key: jax.Array, x_t: jax.Array, t, schedule: Schedule,
-             clip: tuple[float, float] | None = None, guide: GuideFn | None = None) -> jax.Array:
+def p_sample(eps_fn: EpsFn, x_t: jax.Array, t, schedule: Schedule,
+             clip: tuple[float, float] | None = None, guide: GuideFn | None = None, *,
+             key: jax.Array) -> jax.Array:
     """One reverse step x_t -> x_{t-1} with the posterior variance (no noise at t = 1).
 
     clip=None is the book's step. clip=(lo, hi) clips the implied x0_hat to the data range and
@@ -92,9 +93,9 @@ def p_sample(eps_fn: EpsFn, key: jax.Array, x_t: jax.Array, t, schedule: Schedul
     return mean + jnp.where(t > 1, jnp.sqrt(var), 0.0) * z
 
 
-def sample(eps_fn: EpsFn, key: jax.Array, shape: tuple[int, ...], schedule: Schedule,
+def sample(eps_fn: EpsFn, shape: tuple[int, ...], schedule: Schedule,
            keep: int = 0, clip: tuple[float, float] | None = None,
-           guide: GuideFn | None = None) -> tuple[jax.Array, jax.Array]:
+           guide: GuideFn | None = None, *, key: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Ancestral sampling x_T ~ N(0, I) -> x_0 as ONE `lax.scan` over t = T..1.
 
     Args:
@@ -107,7 +108,7 @@ def sample(eps_fn: EpsFn, key: jax.Array, shape: tuple[int, ...], schedule: Sche
     ts = jnp.arange(schedule.T, 0, -1)
 
     def step(x, t):
-        x = p_sample(eps_fn, key, x, t, schedule, clip, guide)
+        x = p_sample(eps_fn, x, t, schedule, clip, guide, key=key)
         return x, x
 
     if keep == 0:
@@ -125,9 +126,9 @@ def ddim_timesteps(T: int, steps: int) -> jax.Array:
     return jnp.unique(jnp.linspace(1, T, steps).round().astype(int), size=steps)[::-1]
 
 
-def ddim_sample(eps_fn: EpsFn, key: jax.Array, shape: tuple[int, ...], schedule: Schedule,
+def ddim_sample(eps_fn: EpsFn, shape: tuple[int, ...], schedule: Schedule,
                 steps: int = 50, eta: float = 0.0, clip: tuple[float, float] | None = None,
-                guide: GuideFn | None = None) -> jax.Array:
+                guide: GuideFn | None = None, *, key: jax.Array) -> jax.Array:
     """DDIM (Song et al. 2021) over `steps` timesteps as one `lax.scan`.
 
         x0_hat = (x_t - sqrt(1 - ab_t) eps) / sqrt(ab_t)

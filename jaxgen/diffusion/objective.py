@@ -10,8 +10,8 @@ from jaxgen.diffusion import ddpm
 from jaxgen.diffusion.schedule import Schedule
 
 
-def drop_labels(key: jax.Array, y: jax.Array, p: float, null: int,
-                per_example: bool = True) -> jax.Array:
+def drop_labels(y: jax.Array, p: float, null: int, per_example: bool = True, *,
+                key: jax.Array) -> jax.Array:
     """Replace labels y (B,) by the null label with probability p: each example independently
     (per_example=True, the usual classifier-free guidance training) or the whole batch at once
     (per_example=False, the book's chapter 10 code)."""
@@ -35,7 +35,7 @@ def make_loss(net: nn.Module, schedule: Schedule, p_uncond: float = 0.0,
         x0, y = batch[0], (batch[1] if len(batch) > 1 else None)
         if y is not None:
             key, k_drop = jax.random.split(key)
-            y = drop_labels(k_drop, y, p_uncond, net.num_classes, per_example_dropout)
+            y = drop_labels(y, p_uncond, net.num_classes, per_example_dropout, key=k_drop)
         updates = {}
 
         def eps_fn(x, t):
@@ -46,7 +46,7 @@ def make_loss(net: nn.Module, schedule: Schedule, p_uncond: float = 0.0,
             updates.update(new)
             return out
 
-        value = jnp.mean(ddpm.loss(eps_fn, key, x0, schedule))
+        value = jnp.mean(ddpm.loss(eps_fn, x0, schedule, key=key))
         return value, {}, (updates if model_state is not None else None)
 
     return loss

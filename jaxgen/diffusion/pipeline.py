@@ -147,18 +147,18 @@ def _sample_batch(variables, key, y, gamma, guide_scale, latent_scale, *, unet, 
     guide = None if guide_fn is None else guidance.scaled_guide(guide_fn(y), guide_scale)
     clip = (0.0, 1.0) if autoencoder is None else None
     if sampler == "ddpm":
-        x = ddpm.sample(eps_fn, key, shape, sched, clip=clip, guide=guide)[0]
+        x = ddpm.sample(eps_fn, shape, sched, clip=clip, guide=guide, key=key)[0]
     else:
-        x = ddpm.ddim_sample(eps_fn, key, shape, sched, steps, clip=clip, guide=guide)
+        x = ddpm.ddim_sample(eps_fn, shape, sched, steps, clip=clip, guide=guide, key=key)
     if autoencoder is not None:
         x = autoencoder.apply({"params": variables["autoencoder"]}, x * latent_scale,
                               method=Autoencoder.decode)
     return jnp.clip(x, 0.0, 1.0)
 
 
-def generate(model: DiffusionModel, key: jax.Array, n: int, labels=None, gamma: float = 1.0,
+def generate(model: DiffusionModel, n: int, labels=None, gamma: float = 1.0,
              sampler: str = "ddim", steps: int = 50, batch_size: int = 250,
-             guide_fn=None, guide_scale: float = 0.0) -> np.ndarray:
+             guide_fn=None, guide_scale: float = 0.0, *, key: jax.Array) -> np.ndarray:
     """n images (n, 28, 28, 1) in [0, 1].
 
     labels: None (unconditional, or the null label) or (n,) ints; gamma: classifier-free

@@ -42,8 +42,8 @@ def decoder_nll(x0: jax.Array, mean: jax.Array, var, bins: int = 256) -> jax.Arr
     return nll.reshape(x0.shape[0], -1).sum(1)
 
 
-def term(eps_fn: EpsFn, key: jax.Array, x0: jax.Array, t: jax.Array,
-         schedule: Schedule) -> jax.Array:
+def term(eps_fn: EpsFn, x0: jax.Array, t: jax.Array, schedule: Schedule, *,
+         key: jax.Array) -> jax.Array:
     """L_{t-1} in nats per example (B,) for per-example timesteps t (B,) in 1..T (L_0 at t=1)."""
     noise = jax.random.normal(key, x0.shape, x0.dtype)
     x_t = q_sample(x0, t, noise, schedule)
@@ -57,8 +57,8 @@ def term(eps_fn: EpsFn, key: jax.Array, x0: jax.Array, t: jax.Array,
     return jnp.where(t == 1, decoder_nll(x0, mu_theta, beta), kl)
 
 
-def bits_per_dim(eps_fn: EpsFn, key: jax.Array, x0: jax.Array, schedule: Schedule,
-                 n_t: int | None = 8) -> jax.Array:
+def bits_per_dim(eps_fn: EpsFn, x0: jax.Array, schedule: Schedule, n_t: int | None = 8, *,
+                 key: jax.Array) -> jax.Array:
     """The variational bound of each image x0 (B, ...) in bits per dimension, (B,).
 
     n_t timesteps per image drawn uniformly (an unbiased estimate); n_t=None sums all T terms
@@ -75,7 +75,7 @@ def bits_per_dim(eps_fn: EpsFn, key: jax.Array, x0: jax.Array, schedule: Schedul
 
     def add(total, i_t):
         i, t = i_t
-        return total + term(eps_fn, jax.random.fold_in(k_noise, i), x0, t, schedule), None
+        return total + term(eps_fn, x0, t, schedule, key=jax.random.fold_in(k_noise, i)), None
 
     total, _ = jax.lax.scan(add, jnp.zeros((B,)), (jnp.arange(ts.shape[0]), ts))
     nats = prior_kl(x0, schedule) + weight * total

@@ -48,7 +48,7 @@ def log_prob(gmm: GMM, x: ArrayLike) -> Array:
     return posterior(*_validate.as_float(gmm, x))[1]
 
 
-def sample(key: Array, gmm: GMM, n: int) -> tuple[Array, Array]:
+def sample(gmm: GMM, n: int, *, key: Array) -> tuple[Array, Array]:
     """Ancestral sampling: z_i ~ Categorical(pi), x_i ~ N(mu_z, Sigma_z).
 
     Returns:
