@@ -55,13 +55,17 @@ def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> di
         ax.contour(X, Y, Z, levels=8, cmap="viridis")
         ax.set(title=title, xlabel="height (cm)", ylabel="weight (kg)", xlim=xl, ylim=yl)
     save_figure(fig, out / "height_weight_mle.png")
+    _, cov_unbiased = mvn.mle(x, ddof=1)
     return {
-        "mean": mean, "cov": cov,
+        "mean": mean, "cov_mle_ddof0": cov, "cov_ddof1": cov_unbiased,
         "pdf_at_origin_book_example": mvn.pdf(np.zeros(2), np.array([1.0, 2.0]), np.eye(2)),
+        # the book's code estimates the covariance with np.cov, whose default is ddof 1
         "book": {"mean": [172.70250854, 57.6422088],
-                 "cov": [[23.330517821, 12.846850871], [12.846850871, 27.975468013]],
+                 "cov_np_cov_ddof1": [[23.331451079, 12.847364766],
+                                      [12.847364766, 27.976587077]],
                  "pdf_at_origin_book_example": 0.013064233284684921},
-        "headline": "mean=({:.4f}, {:.4f}) cov=[[{:.3f}, {:.3f}], [{:.3f}, {:.3f}]]".format(
-            *np.asarray(mean).tolist(), *np.asarray(cov).ravel().tolist()),
+        "headline": "mean=({:.4f}, {:.4f}) cov (ddof 1, as the book's np.cov)=[[{:.3f}, {:.3f}], "
+                    "[{:.3f}, {:.3f}]]".format(*np.asarray(mean).tolist(),
+                                               *np.asarray(cov_unbiased).ravel().tolist()),
         "figures": ["mvn_pdf.png", "height_weight_mle.png"],
     }

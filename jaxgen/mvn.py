@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxgen import _checks
 
@@ -91,15 +92,20 @@ def sample(mean: ArrayLike, cov: ArrayLike, shape: Sequence[int] = (), *, key: A
     return mean + jnp.einsum("...ij,...j->...i", L, eps)
 
 
-def mle(x: ArrayLike) -> tuple[Array, Array]:
+def mle(x: ArrayLike, ddof: int = 0) -> tuple[Array, Array]:
     """Maximum-likelihood (mean, cov) of points `x` of shape (N, D).
 
-        mean = sum_n x_n / N,   cov = sum_n (x_n - mean)(x_n - mean)^T / N   (ddof 0)
+        mean = sum_n x_n / N,   cov = sum_n (x_n - mean)(x_n - mean)^T / (N - ddof)
+
+    ddof 0 is the MLE; ddof 1 is the unbiased estimate, what the book's `np.cov` computes.
     """
     if jnp.ndim(x) != 2:
         raise ValueError(f"x must have shape (N, D), got shape {jnp.shape(x)}")
     _checks.finite("x", x)
+    n = np.shape(x)[0]
+    if isinstance(ddof, bool) or not isinstance(ddof, (int, np.integer)) or not 0 <= ddof < n:
+        raise ValueError(f"ddof must be an int in 0..N-1 = 0..{n - 1}, got {ddof!r}")
     (x,) = _checks.as_float(x)
     mean = jnp.mean(x, axis=0)
     diff = x - mean
-    return mean, diff.T @ diff / x.shape[0]
+    return mean, diff.T @ diff / (n - ddof)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.stats import norm
 
 from jaxgen import _checks
@@ -61,13 +62,19 @@ def sample(
     return mu + sigma * jax.random.normal(key, out_shape, mu.dtype)
 
 
-def mle(x: ArrayLike) -> tuple[Array, Array]:
+def mle(x: ArrayLike, ddof: int = 0) -> tuple[Array, Array]:
     """Maximum-likelihood (mu, sigma) of samples `x` of shape (N, ...), reduced over axis 0.
 
-        mu = mean(x),  sigma = sqrt(mean((x - mu)^2))   (ddof 0, the MLE, as np.std)
+        mu = mean(x),  sigma^2 = sum((x - mu)^2) / (N - ddof)
+
+    ddof 0 is the MLE (as np.std), biased: E[sigma^2] = (N - 1) / N * true variance; ddof 1 is
+    the unbiased sample variance (as np.var(ddof=1) and the book's np.cov).
     """
     _checks.ndim_at_least("x", x, 1, "(N, ...)")
     _checks.finite("x", x)
+    n = np.shape(x)[0]
+    if isinstance(ddof, bool) or not isinstance(ddof, (int, np.integer)) or not 0 <= ddof < n:
+        raise ValueError(f"ddof must be an int in 0..N-1 = 0..{n - 1}, got {ddof!r}")
     (x,) = _checks.as_float(x)
     mu = jnp.mean(x, axis=0)
-    return mu, jnp.sqrt(jnp.mean(jnp.square(x - mu), axis=0))
+    return mu, jnp.sqrt(jnp.sum(jnp.square(x - mu), axis=0) / (n - ddof))
