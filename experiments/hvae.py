@@ -55,7 +55,9 @@ def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> di
     iwae_nll = float(np.mean(map_batches(iwae, (x_test, idx), 250)))
 
     z2 = jax.random.normal(jax.random.fold_in(key, 3), (64, model.latent2))
-    samples = nn.sigmoid(model.apply(params, z2, method=hvae.HVAE.generate))
+    # ancestral sampling as the book: z2 ~ N(0, I), z1 ~ N(z1_hat(z2), I), x = sigmoid(dec(z1))
+    samples = nn.sigmoid(model.apply(params, z2, jax.random.fold_in(key, 4),
+                                     method=hvae.HVAE.generate))
     fig, axes = figure(1, 2, size=(6, 6))
     image_grid(axes[0], samples, 8, "64 samples: z2 ~ N(0, I) -> z1_hat -> x")
     recon = nn.sigmoid(model.apply(params, x_test[:32], key)["logits"])

@@ -44,9 +44,15 @@ class HVAE(nn.Module):
         return dict(logits=self.decoder1(z1), mu1=mu1, logvar1=logvar1, z1=z1, mu2=mu2,
                     logvar2=logvar2, z2=z2, z1_hat=self.decoder2(z2))
 
-    def generate(self, z2):
-        """Ancestral sampling given z2: the mean of p(z1|z2) decoded to x logits (the book's)."""
-        return self.decoder1(self.decoder2(z2))
+    def generate(self, z2, key=None):
+        """Ancestral sampling given z2 (B, latent2) -> x logits (B, out).
+
+        With `key`, z1 ~ p(z1|z2) = N(z1_hat(z2), I) is sampled, as the book's code does; with
+        key=None the mean z1_hat(z2) is decoded instead (smoother images, not a sample of p)."""
+        z1_hat = self.decoder2(z2)
+        if key is None:
+            return self.decoder1(z1_hat)
+        return self.decoder1(z1_hat + jax.random.normal(key, z1_hat.shape, z1_hat.dtype))
 
 
 def terms(out: dict, x, likelihood: str = "gaussian") -> dict:

@@ -283,3 +283,20 @@ def test_m_step_names_a_bad_argument(kwargs, msg):
     args.update(kwargs)
     with pytest.raises(ValueError, match=msg):
         gmm.m_step(args.pop("x"), args.pop("resp"), **args)
+
+
+def test_em_in_numbers_log_p_is_elbo_plus_kl_and_each_half_step_does_its_job(x64):
+    x = load_old_faithful()
+    trace = gmm.em_bound_trace(x, BOOK_START, 9)
+    lp, elbo, kl = (np.asarray(a) for a in trace[:3])
+    assert trace.step[:3] == ("start", "E", "M") and len(lp) == 19
+    np.testing.assert_allclose(lp, elbo + kl, rtol=0, atol=1e-10)  # the decomposition
+    assert np.all(kl >= -1e-12) and kl[0] > 0.1  # Jensen; uniform q starts off p(z|x)
+    np.testing.assert_allclose(kl[1::2], 0.0, atol=1e-10)  # the E-step closes the gap
+    assert np.all(np.diff(elbo) >= -1e-12)  # neither half-step lowers the ELBO
+    assert np.all(np.diff(lp[1::2]) >= -1e-12)  # so log p(x) never falls either
+    # the same iterations as gmm.fit: log p after each M-step is fit's trace
+    _, info = gmm.fit(x, BOOK_START, max_iter=9, tol=0.0, reg_covar=0.0)
+    np.testing.assert_allclose(lp[2::2], np.asarray(info.log_likelihood)[1:10], rtol=1e-9)
+    with pytest.raises(ValueError, match="n_iter must be a positive int"):
+        gmm.em_bound_trace(x, BOOK_START, 0)

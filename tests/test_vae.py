@@ -119,3 +119,19 @@ def test_tiny_vae_loss_falls():
     _, hist = train(vae.make_loss(model, "gaussian", book=True), params, optax.adam(1e-3), (x,),
                     key=KEY, epochs=4, batch_size=32)
     assert hist[-1]["loss"] < 0.8 * hist[0]["loss"]
+
+
+def test_hvae_generate_samples_z1_as_the_book_or_decodes_its_mean():
+    model = hvae.HVAE(hidden=16, latent1=3, latent2=2, out=5)
+    params = model.init(KEY, jnp.zeros((1, 5)), KEY)
+    z2 = jax.random.normal(jax.random.key(1), (4, 2))
+    dec1 = lambda m, z: m.decoder1(z)  # noqa: E731
+    dec2 = lambda m, z: m.decoder2(z)  # noqa: E731
+    z1_hat = model.apply(params, z2, method=dec2)
+    mean = model.apply(params, z2, method=hvae.HVAE.generate)
+    np.testing.assert_allclose(mean, model.apply(params, z1_hat, method=dec1), rtol=1e-6)
+    k = jax.random.key(2)
+    sampled = model.apply(params, z2, k, method=hvae.HVAE.generate)
+    want = model.apply(params, z1_hat + jax.random.normal(k, z1_hat.shape), method=dec1)
+    np.testing.assert_allclose(sampled, want, rtol=1e-6)
+    assert not np.allclose(sampled, mean)
