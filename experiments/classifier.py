@@ -64,8 +64,9 @@ def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> di
     fig, axes = figure(1, 2)
     for i, (name, (act, init, opt)) in enumerate(MLP_VARIANTS.items()):
         model = MLP(activation=act, initializer=init)
-        params = model.init(jax.random.fold_in(key, i), train_set.images[:1])
-        state, hist = train(make_loss(model), params, opt, data, key=jax.random.fold_in(key, i),
+        k_init, k_train = jax.random.split(jax.random.fold_in(key, i))  # one key per use
+        params = model.init(k_init, train_set.images[:1])
+        state, hist = train(make_loss(model), params, opt, data, key=k_train,
                             epochs=mlp_epochs, batch_size=config.mlp_batch_size, desc=f"MLP {name}")
         params = state.params
         acc = test_accuracy(model, params, test)

@@ -38,8 +38,8 @@ def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
         cfg, out, resume=resume, desc="unconditional DDPM", conditional=False)
 
     clf = noisy_classifier.NoisyClassifier()
-    k_clf = jax.random.fold_in(key, 7)
-    clf_params = jax.jit(clf.init)(k_clf, x[:1], jnp.ones((1,), jnp.int32))["params"]
+    k_init, k_clf = jax.random.split(jax.random.fold_in(key, 7))  # one key per use
+    clf_params = jax.jit(clf.init)(k_init, x[:1], jnp.ones((1,), jnp.int32))["params"]
     clf_state, clf_hist = train(noisy_classifier.make_loss(clf, model.noise_schedule), clf_params,
                                 optax.adam(1e-3), (x, y), key=k_clf,
                                 epochs=cfg.classifier_epochs,

@@ -34,9 +34,11 @@ def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> di
     epochs = config.epochs
     key = jax.random.key(config.seed)
     model = hvae.HVAE()
-    params = model.init(key, x_train[:1], key)
+    k_init, k_train = jax.random.split(key)  # one key per use
+    params = model.init(k_init, x_train[:1], k_init)
     n_params = sum(p.size for p in jax.tree_util.tree_leaves(params))
-    state, hist = train(hvae.make_loss(model), params, optax.adam(config.lr), (x_train,), key=key,
+    state, hist = train(hvae.make_loss(model), params, optax.adam(config.lr), (x_train,),
+                        key=k_train,
                         epochs=epochs, batch_size=config.batch_size, workdir=out / "train",
                         resume=resume,
                         desc="HVAE")

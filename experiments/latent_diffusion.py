@@ -26,6 +26,7 @@ from jaxgen.train import train
 class Config(common.DiffusionConfig):
     """Settings (defaults: the `full` preset)."""
 
+    ae_batch_size: int = 64  # the autoencoder's minibatch
     widths: tuple[int, ...] = (64, 128)
     epochs: int = 80
     ae_epochs: int = 30
@@ -45,11 +46,12 @@ def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
     data, x, y = common.training_data(cfg)
     key = jax.random.key(cfg.seed)
     ae = Autoencoder(cfg.latent_channels)
-    k_ae = jax.random.fold_in(key, 5)
+    k_init, k_train = jax.random.split(jax.random.fold_in(key, 5))  # one key per use
     t0 = time.perf_counter()
-    ae_state, ae_hist = train(make_loss(ae), jax.jit(ae.init)(k_ae, x[:1])["params"],
-                              optax.adam(1e-3), (x,), key=k_ae, epochs=cfg.ae_epochs,
-                              batch_size=64, workdir=out / "autoencoder", resume=resume,
+    ae_state, ae_hist = train(make_loss(ae), jax.jit(ae.init)(k_init, x[:1])["params"],
+                              optax.adam(1e-3), (x,), key=k_train, epochs=cfg.ae_epochs,
+                              batch_size=cfg.ae_batch_size, workdir=out / "autoencoder",
+                              resume=resume,
                               desc="autoencoder")
     ae_seconds = time.perf_counter() - t0
     ae_vars = {"params": ae_state.params}

@@ -53,20 +53,22 @@ def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> di
                "test_size": len(x_test), "epochs": epochs}
 
     model = vae.VAE()
-    params = model.init(key, x_train[:1], key)
+    k_init, k_train = jax.random.split(key)  # one key per use
+    params = model.init(k_init, x_train[:1], k_init)
     metrics["params"] = sum(p.size for p in jax.tree_util.tree_leaves(params))
     state, hist = train(vae.make_loss(model, "gaussian", book=True), params, optax.adam(config.lr),
-                        (x_train,), key=key, epochs=epochs, batch_size=config.batch_size,
+                        (x_train,), key=k_train, epochs=epochs, batch_size=config.batch_size,
                         workdir=out / "gaussian", resume=resume, desc="VAE (book)")
     params = state.params
     metrics["epoch_book_loss"] = [h["loss"] for h in hist]
     metrics.update(test_bounds(model, params, jax.random.fold_in(key, 2), x_test, "gaussian", k))
 
     binary = lambda x: (x > 0.5).astype(np.float32)  # noqa: E731
-    params_b = model.init(jax.random.fold_in(key, 3), x_train[:1], key)
+    k_init, k_train = jax.random.split(jax.random.fold_in(key, 3))
+    params_b = model.init(k_init, x_train[:1], k_init)
     state_b, hist_b = train(vae.make_loss(model, "bernoulli", book=False), params_b,
                             optax.adam(config.lr), (binary(x_train),),
-                            key=jax.random.fold_in(key, 3), epochs=epochs,
+                            key=k_train, epochs=epochs,
                             batch_size=config.batch_size,
                             workdir=out / "bernoulli", resume=resume, desc="VAE (Bernoulli)")
     metrics["bernoulli"] = {"epoch_neg_elbo": [h["loss"] for h in hist_b],
@@ -94,9 +96,10 @@ def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> di
     save_figure(fig, out / "interpolation.png")
 
     model2 = vae.VAE(latent=2)
-    p2 = model2.init(jax.random.fold_in(key, 6), x_train[:1], key)
+    k_init, k_train = jax.random.split(jax.random.fold_in(key, 6))
+    p2 = model2.init(k_init, x_train[:1], k_init)
     p2 = train(vae.make_loss(model2, "gaussian", book=True), p2, optax.adam(config.lr), (x_train,),
-               key=jax.random.fold_in(key, 6), epochs=epochs, batch_size=config.batch_size,
+               key=k_train, epochs=epochs, batch_size=config.batch_size,
                desc="VAE latent 2")[0].params
     mu2, _ = model2.apply(p2, x_test, method=vae.VAE.encode)
     grid = jnp.stack(jnp.meshgrid(jnp.linspace(-2.5, 2.5, 15), jnp.linspace(2.5, -2.5, 15)),

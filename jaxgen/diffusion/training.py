@@ -68,12 +68,13 @@ def train_diffusion(
         raise ValueError("y must be given exactly when the net is conditional (num_classes "
                          f"{net.num_classes})")
     shape = tuple(np.shape(x)[1:])
-    variables = jax.jit(net.init)(key, jnp.zeros((1, *shape)), jnp.ones((1,), jnp.int32))
+    k_init, k_train = jax.random.split(key)  # one key per use
+    variables = jax.jit(net.init)(k_init, jnp.zeros((1, *shape)), jnp.ones((1,), jnp.int32))
     params = variables.pop("params")
     model_state = dict(variables) or None  # BatchNorm statistics, if any
     loss = make_loss(net, SCHEDULES[schedule](T), p_uncond=p_uncond,
                      per_example_dropout=per_example_dropout)
-    state, hist = train(loss, params, optax.adam(lr), (x,) if y is None else (x, y), key=key,
+    state, hist = train(loss, params, optax.adam(lr), (x,) if y is None else (x, y), key=k_train,
                         epochs=epochs, batch_size=batch_size, workdir=workdir, resume=resume,
                         desc=desc, model_state=model_state, ema_decay=ema_decay, log_every=10)
     model = DiffusionModel(net, {"unet": sampling_variables(state, ema_decay)}, shape, T=T,
