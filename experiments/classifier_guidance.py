@@ -23,6 +23,7 @@ class Config(common.DiffusionConfig):
 
     classifier_epochs: int = 20
     classifier_batch_size: int = 128
+    classifier_widths: tuple[int, ...] = (32, 64)  # the noisy classifier's channels per stage
     scales: tuple[float, ...] = (0.0, 1.0, 3.0, 5.0)  # classifier scales swept
 
 
@@ -37,7 +38,7 @@ def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
     data, x, y, key, model, hist, sec = common.train_and_save(
         cfg, out, resume=resume, desc="unconditional DDPM", conditional=False)
 
-    clf = noisy_classifier.NoisyClassifier()
+    clf = noisy_classifier.NoisyClassifier(widths=cfg.classifier_widths)
     k_init, k_clf = jax.random.split(jax.random.fold_in(key, 7))  # one key per use
     clf_params = jax.jit(clf.init)(k_init, x[:1], jnp.ones((1,), jnp.int32))["params"]
     clf_state, clf_hist = train(noisy_classifier.make_loss(clf, model.noise_schedule), clf_params,

@@ -159,6 +159,8 @@ def precision_recall(real_features, fake_features, k: int = 3) -> dict:
     fake (M, F): precision = share of fake inside the real manifold, recall = share of real
     inside the fake manifold, each manifold the union of balls reaching the k-th nearest
     neighbour within its own set. Both in [0, 1]; 1 and 1 for a set against itself."""
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
     real = np.asarray(real_features, np.float32)
     fake = np.asarray(fake_features, np.float32)
     for name, a in (("real_features", real), ("fake_features", fake)):
@@ -172,10 +174,16 @@ def precision_recall(real_features, fake_features, k: int = 3) -> dict:
     if real.shape[1] != fake.shape[1]:
         raise ValueError(f"fake_features must have {real.shape[1]} features like "
                          f"real_features, got {fake.shape[1]}")
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
-    r_real = _blocks(_kth_neighbour_distance, real, jnp.asarray(real), k)
-    r_fake = _blocks(_kth_neighbour_distance, fake, jnp.asarray(fake), k)
+    return _precision_recall(real, fake, k, _radii(real, k))
+
+
+def _radii(feats: np.ndarray, k: int) -> np.ndarray:
+    """Each row's distance to its k-th nearest neighbour within `feats` (the manifold's balls)."""
+    return _blocks(_kth_neighbour_distance, feats, jnp.asarray(feats), k)
+
+
+def _precision_recall(real, fake, k: int, r_real) -> dict:
+    r_fake = _radii(fake, k)
     precision = _blocks(_inside, fake, jnp.asarray(real), jnp.asarray(r_real)).mean()
     recall = _blocks(_inside, real, jnp.asarray(fake), jnp.asarray(r_fake)).mean()
     return {"precision": float(precision), "recall": float(recall)}
@@ -192,17 +200,19 @@ def _evaluator_id(ev: Evaluator) -> str:
     return hashlib.sha256(flax.serialization.to_bytes(ev.params)).hexdigest()[:16]
 
 
-def _reference_features(ev: Evaluator) -> np.ndarray:
-    """Features of all 10,000 test digits (computed once per evaluator and process)."""
-    key = _evaluator_id(ev)
+def _reference(ev: Evaluator, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Features of all 10,000 test digits and their k-NN radii (once per evaluator, k and
+    process)."""
+    key = (_evaluator_id(ev), k)
     if key not in _REFERENCE:
         from jaxgen.data import load_mnist
 
-        _REFERENCE[key] = features(ev, load_mnist("test").images)
+        feats = features(ev, load_mnist("test").images)
+        _REFERENCE[key] = feats, _radii(feats, k)
     return _REFERENCE[key]
 
 
-_REFERENCE: dict[str, np.ndarray] = {}
+_REFERENCE: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
 
 
 def real_data_floor(ev: Evaluator, n: int, k: int = 3, seed: int = 0) -> dict:
@@ -222,8 +232,9 @@ def real_data_floor(ev: Evaluator, n: int, k: int = 3, seed: int = 0) -> dict:
             pass  # unreadable: compute again
     train = load_mnist("train").images
     idx = np.random.default_rng(seed).choice(len(train), n, replace=False)
-    feats, ref = features(ev, train[idx]), _reference_features(ev)
-    floor = {"n": n, "fid": frechet_distance(feats, ref), **precision_recall(ref, feats, k)}
+    feats, (ref, r_ref) = features(ev, train[idx]), _reference(ev, k)
+    floor = {"n": n, "fid": frechet_distance(feats, ref),
+             **_precision_recall(ref, feats, k, r_ref)}
     write_json(path, floor)
     return floor
 
@@ -236,6 +247,6 @@ def judge_against_test(ev: Evaluator, images, k: int = 3) -> dict:
     n = len(images)
     if n < k + 1:
         raise ValueError(f"images must hold at least k + 1 = {k + 1} samples, got {n}")
-    feats, ref = features(ev, images), _reference_features(ev)
-    return {"n": n, "fid": frechet_distance(feats, ref), **precision_recall(ref, feats, k),
-            "floor": real_data_floor(ev, n, k)}
+    feats, (ref, r_ref) = features(ev, images), _reference(ev, k)
+    return {"n": n, "fid": frechet_distance(feats, ref),
+            **_precision_recall(ref, feats, k, r_ref), "floor": real_data_floor(ev, n, k)}

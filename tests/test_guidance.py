@@ -209,7 +209,8 @@ TINY_RUN = ["widths=4,8", "epochs=1", "batch_size=32", "ema_decay=0.9", "n_sampl
 @pytest.mark.parametrize("name,extra,sweep_key", [
     ("conditional", [], None),
     ("cfg", ["p_uncond=0.1"], "by_gamma"),
-    ("classifier-guidance", ["classifier_epochs=1", "classifier_batch_size=32"], "by_scale"),
+    ("classifier-guidance", ["classifier_epochs=1", "classifier_batch_size=32",
+                             "classifier_widths=4,8"], "by_scale"),
     ("latent-diffusion", ["p_uncond=0.1", "ae_epochs=1", "latent_channels=2"], "by_gamma"),
 ])
 def test_guidance_experiments_end_to_end_in_tiny_configurations(name, extra, sweep_key, tmp_path):
