@@ -176,10 +176,11 @@ def train(
         if resume and manager.latest_step() is not None:
             state = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(state))
             log.info("%s: resumed from step %d", desc, int(state.step))
-            if metrics_path.exists():  # keep only the epochs the checkpoint already contains
-                lines = [json.loads(x) for x in metrics_path.read_text().splitlines() if x]
-                history = [h for h in lines if h["step"] <= int(state.step)]
-                metrics_path.write_text("".join(json.dumps(h) + "\n" for h in history))
+        if resume and metrics_path.exists():
+            # keep only the epochs the restored state contains (none without a checkpoint), so
+            # a line written after the last checkpoint is never counted twice
+            history = [h for h in _read_metrics(metrics_path, desc) if h["step"] <= int(state.step)]
+            _atomic_text(metrics_path, "".join(json.dumps(h) + "\n" for h in history))
 
     start = int(state.step)
     bar = tqdm(total=total, initial=start, desc=desc, unit="step", leave=False)
@@ -208,6 +209,12 @@ def train(
                     with metrics_path.open("a") as f:
                         f.write(json.dumps(row) + "\n")
             if manager is not None and (done % checkpoint_every == 0 or done == total):
+                if not bool(_all_finite((state.params, state.opt_state))):
+                    last = manager.latest_step()
+                    kept = (f"last good checkpoint: step {last}" if last is not None
+                            else "no checkpoint kept")
+                    raise TrainingDiverged(f"{desc}: parameters became NaN/inf by step {done} "
+                                           f"({kept})")
                 manager.save(done, args=ocp.args.StandardSave(state))
     finally:
         bar.close()
@@ -215,6 +222,36 @@ def train(
             manager.wait_until_finished()
             manager.close()
     return state, history
+
+
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+    """Whether every floating-point leaf of `tree` is finite (checked before each save, so a
+    checkpoint never holds NaN/inf and rotation never drops the last finite one)."""
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
+              if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+def _read_metrics(path: Path, desc: str) -> list[dict]:
+    """The rows of `metrics.jsonl`; a line cut short (a full disk, a kill mid-write) is dropped
+    with a warning instead of failing the resume."""
+    rows = []
+    for i, line in enumerate(path.read_text().splitlines()):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            log.warning("%s: %s line %d is not valid JSON (cut short?); dropped", desc,
+                        path.name, i + 1)
+    return rows
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def _mean_finite(pending: list[dict], desc: str, step: int, manager) -> dict:

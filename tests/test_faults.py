@@ -1,0 +1,84 @@
+"""Saved state that cannot be poisoned: what survives a divergence or a damaged metrics file."""
+
+import json
+import logging
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxgen.train import TrainingDiverged, init_state, restore, train
+
+
+def _walk_up(nan_after: float):
+    """SGD(lr=1) on loss -w walks w up by 1 a step; once w > nan_after the loss and its
+    gradient are NaN, so the update makes w NaN."""
+    def loss(params, key, batch, model_state):
+        w = params["w"]
+        return -w * jnp.where(w > nan_after, jnp.nan, 1.0), {}, model_state
+    return loss
+
+
+def _restored_is_finite(workdir, optimizer):
+    state = restore(workdir, init_state({"w": jnp.zeros(())}, optimizer))
+    leaves = jax.tree_util.tree_leaves((state.params, state.opt_state))
+    return int(state.step), all(np.all(np.isfinite(np.asarray(x))) for x in leaves
+                                if np.issubdtype(np.asarray(x).dtype, np.inexact))
+
+
+def test_nan_between_loss_checks_never_reaches_a_checkpoint(tmp_path):
+    # NaN from step 70, loss checked only every 50 steps, checkpoints every 5: the update of
+    # step 70 makes w NaN; before the fix steps 70 and 75 were saved and rotation (2 kept)
+    # deleted every finite checkpoint
+    data = (np.zeros((800, 1), np.float32),)
+    with pytest.raises(TrainingDiverged, match=r"by step 70 \(last good checkpoint: step 65\)"):
+        train(_walk_up(68.5), {"w": jnp.zeros(())}, optax.sgd(1.0), data,
+              key=jax.random.key(0), epochs=1, batch_size=8, workdir=tmp_path,
+              checkpoint_every=5, log_every=50)
+    assert _restored_is_finite(tmp_path, optax.sgd(1.0)) == (65, True)
+
+
+def test_a_learning_rate_spike_stops_at_a_finite_checkpoint(tmp_path):
+    lr = optax.piecewise_constant_schedule(0.1, {15: 1e30, 16: 1e-30})
+    opt = optax.sgd(lr)
+
+    def loss(params, key, batch, model_state):
+        return jnp.sum(jnp.square(params["w"] - 3.0)) ** 2, {}, model_state
+
+    data = (np.zeros((64, 1), np.float32),)
+    with pytest.raises(TrainingDiverged) as err:
+        train(loss, {"w": jnp.ones(())}, opt, data, key=jax.random.key(0), epochs=8,
+              batch_size=8, workdir=tmp_path, checkpoint_every=1, log_every=1000)
+    step, finite = _restored_is_finite(tmp_path, opt)
+    assert finite and f"last good checkpoint: step {step}" in str(err.value)
+
+
+def test_a_cut_short_metrics_line_is_dropped_with_a_warning(tmp_path, caplog):
+    loss = _walk_up(1e9)
+    data = (np.zeros((16, 1), np.float32),)
+    kw = dict(key=jax.random.key(0), batch_size=8, workdir=tmp_path)
+    train(loss, {"w": jnp.zeros(())}, optax.sgd(1.0), data, epochs=2, **kw)
+    with (tmp_path / "metrics.jsonl").open("a") as f:
+        f.write('{"epoch": 3, "st')  # what a full disk leaves of an append
+    with caplog.at_level(logging.WARNING, logger="jaxgen"):
+        _, hist = train(loss, {"w": jnp.zeros(())}, optax.sgd(1.0), data, epochs=3,
+                        resume=True, **kw)
+    assert [h["epoch"] for h in hist] == [1, 2, 3]
+    assert any("not valid JSON" in r.message for r in caplog.records)
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+
+
+def test_metrics_written_before_any_checkpoint_are_not_counted_twice(tmp_path):
+    # a kill after epoch 1's metrics line but before its checkpoint: resume starts at step 0
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "step": 2, "loss": 0.0})
+                                            + "\n")
+    data = (np.zeros((16, 1), np.float32),)
+    _, hist = train(_walk_up(1e9), {"w": jnp.zeros(())}, optax.sgd(1.0), data,
+                    key=jax.random.key(0), epochs=2, batch_size=8, workdir=tmp_path,
+                    resume=True)
+    assert [h["epoch"] for h in hist] == [1, 2]
+    rows = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in rows] == [1, 2]
