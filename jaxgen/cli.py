@@ -15,11 +15,14 @@ A user mistake (unknown name, bad flag, unusable path) prints one line on stderr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib
 import inspect
 import json
 import logging
+import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -206,10 +209,62 @@ def run_experiment(name: str, out: Path, config, *, preset: str, resume: bool = 
 
     With `resume`, a `config.json` already in `out` must equal `config` (UsageError naming the
     keys that differ): checkpoints of one configuration never continue as another."""
+    out = _out_dir(out)
+    with _run_lock(out):
+        return _run_locked(name, out, config, preset=preset, resume=resume)
+
+
+@contextlib.contextmanager
+def _run_lock(out: Path):
+    """Hold `out/.jaxgen.lock` (pid and host) while a run writes `out`: a second run into the
+    same folder is a UsageError naming the holder; a lock left by a process that no longer
+    runs on this host is taken over."""
+    lock = out / ".jaxgen.lock"
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(lock.read_text())
+            except (OSError, ValueError):
+                holder = {}
+            if _alive(holder):
+                raise UsageError(f"--out {out} is being written by another jaxgen run (pid "
+                                 f"{holder['pid']} on {holder['host']}); wait for it or choose "
+                                 f"another --out") from None
+            logging.getLogger("jaxgen").info("%s: taking over a stale lock (pid %s)", out,
+                                             holder.get("pid"))
+            lock.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        break
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(holder: dict) -> bool:
+    """Whether the lock's process still runs (only knowable on the same host)."""
+    if not isinstance(holder.get("pid"), int):
+        return False
+    if holder.get("host") != socket.gethostname():
+        return True  # another machine's run: assume it is alive
+    try:
+        os.kill(holder["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _run_locked(name: str, out: Path, config, *, preset: str, resume: bool) -> dict:
     from jaxgen.io import write_json
     from jaxgen.provenance import environment
 
-    out = _out_dir(out)
     settings = config_lib.as_dict(config)
     saved_path = out / "config.json"
     if resume and saved_path.exists():

@@ -82,3 +82,24 @@ def test_metrics_written_before_any_checkpoint_are_not_counted_twice(tmp_path):
     assert [h["epoch"] for h in hist] == [1, 2]
     rows = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in rows] == [1, 2]
+
+
+def test_a_run_folder_is_locked_while_a_run_writes_it(tmp_path, capsys):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from jaxgen.cli import main
+
+    lock = tmp_path / ".jaxgen.lock"
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    assert main(["run", "mle", "--out", str(tmp_path)]) == 2  # this process holds it: alive
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"being written by another jaxgen run (pid {os.getpid()}" in err[0]
+    assert not (tmp_path / "metrics.json").exists()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    lock.write_text(json.dumps({"pid": int(dead), "host": socket.gethostname()}))
+    assert main(["run", "mle", "--out", str(tmp_path)]) == 0  # a stale lock is taken over
+    assert (tmp_path / "metrics.json").exists() and not lock.exists()  # and released
