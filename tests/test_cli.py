@@ -73,6 +73,9 @@ def test_each_experiment_writes_figures_and_metrics(name, tmp_path):
     if name == "em":  # the book's run, end to end
         assert metrics["n_iter"] == 9 and metrics["best_k_by_bic"] == 2
         assert metrics["final_mean_log_likelihood"] == pytest.approx(-4.155381, abs=1e-4)
+        bound = metrics["bound"]  # float32: log p = ELBO + KL to ~1e-4 of values ~4
+        assert bound["max_abs_log_p_minus_elbo_minus_kl"] < 1e-3
+        assert bound["max_kl_after_e_step"] < 1e-5 and bound["elbo_never_decreases"]
     if name == "noising":  # iterated and closed-form noising agree with q(x_t | x_0)
         for method in ("iterated", "closed_form"):
             for key in ("z2", "var_ratio"):
