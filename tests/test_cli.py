@@ -57,7 +57,8 @@ def test_out_that_is_a_file_is_a_usage_error(tmp_path, capsys):
 DIFFUSION_TRAINED = {"ddpm", "conditional", "cfg", "classifier-guidance", "latent-diffusion"}
 # smaller than --quick where the assertions below do not need its size
 SMALLER = {"vae": ["epochs=1", "test_size=200", "iwae_k=10"], "hvae": ["epochs=1", "test_size=200"],
-           "noising": ["draws=8"], "nn": ["sine_steps=500"], "classifier": ["fid_size=1000"]}
+           "noising": ["draws=8"], "nn": ["sine_steps=500"], "classifier": ["fid_size=1000"],
+           "estimation": ["ns=2,10", "trials=4000"]}
 
 
 @pytest.mark.parametrize("name", [n for n in EXPERIMENTS if n not in DIFFUSION_TRAINED])
@@ -76,6 +77,10 @@ def test_each_experiment_writes_figures_and_metrics(name, tmp_path):
         bound = metrics["bound"]  # float32: log p = ELBO + KL to ~1e-4 of values ~4
         assert bound["max_abs_log_p_minus_elbo_minus_kl"] < 1e-3
         assert bound["max_kl_after_e_step"] < 1e-5 and bound["elbo_never_decreases"]
+    if name == "estimation":  # E[sigma_hat^2] = (N-1)/N sigma^2 (ddof 0), sigma^2 (ddof 1)
+        for ddof, want in (("variance_ddof0", -0.5), ("variance_ddof1", 0.0)):
+            row = metrics[ddof]
+            assert abs(row["bias"]["2"] - want) < 4 * row["bias_se"]["2"]
     if name == "noising":  # iterated and closed-form noising agree with q(x_t | x_0)
         for method in ("iterated", "closed_form"):
             for key in ("z2", "var_ratio"):
