@@ -18,6 +18,7 @@ thin script over the library: the maths lives in `jaxgen`.
 _TABLE = """
 normal               ch. 1: the normal distribution and the central limit theorem
 mle                  ch. 2: maximum likelihood for heights, generated samples, probabilities
+likelihood           ch. 2: the likelihood in mu and sigma, gradient ascent, ML as KL minimisation
 estimation           ch. 2: bias, variance and consistency of estimators, by vmapped simulation
 mvn                  ch. 3: multivariate normal, MLE of height/weight with contours
 gmm                  ch. 4: a Gaussian mixture's density and ancestral samples

@@ -81,6 +81,12 @@ def test_each_experiment_writes_figures_and_metrics(name, tmp_path):
         for ddof, want in (("variance_ddof0", -0.5), ("variance_ddof1", 0.0)):
             row = metrics[ddof]
             assert abs(row["bias"]["2"] - want) < 4 * row["bias_se"]["2"]
+    if name == "likelihood":  # jax.grad ascent lands on the closed form; ML = min KL
+        for k in ("mu", "sigma"):
+            assert metrics["gradient_ascent"][k] == pytest.approx(
+                metrics["mle_closed_form"][k], rel=1e-5)
+        lo, hi = metrics["gap_min_max"]
+        assert hi - lo < 1e-4 and metrics["argmin_kl_mu"] == metrics["argmax_loglik_mu"]
     if name == "noising":  # iterated and closed-form noising agree with q(x_t | x_0)
         for method in ("iterated", "closed_form"):
             for key in ("z2", "var_ratio"):
