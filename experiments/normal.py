@@ -17,7 +17,7 @@ import numpy as np
 from jaxgen import normal
 from jaxgen.io import figure, save_figure
 
-NS = (1, 2, 4, 10)
+NS = (1, 2, 4, 5, 10)  # the book's sum-of-uniforms figure is N = 5
 
 
 def kolmogorov_distance(x: np.ndarray, mu: float, sigma: float) -> float:
@@ -52,24 +52,30 @@ def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> di
     save_figure(fig, out / "normal_pdfs.png")
 
     fig, axes = figure(2, len(NS), size=(3.2, 2.8))
-    distances = {}
+    distances, moments = {}, {}
     for j, n in enumerate(NS):
         u = jax.random.uniform(jax.random.fold_in(key, n), (trials, n))
+        # U(0, 1): mean 1/2, variance 1/12; a sum of N has mean N/2 and variance N/12
         for i, (kind, x, mu, var) in enumerate([("mean", u.mean(1), 0.5, 1 / (12 * n)),
                                                 ("sum", u.sum(1), n / 2, n / 12)]):
             sigma = float(np.sqrt(var))
             distances[n] = kolmogorov_distance(x, mu, sigma)
+            if kind == "sum":
+                moments[n] = {"mean": float(np.mean(x)), "n_mu": n / 2,
+                              "var": float(np.var(x, ddof=1)), "n_sigma2": n / 12}
             ax = axes[i, j]
             ax.hist(np.asarray(x), bins=50, density=True, alpha=0.6, label="samples")
             grid = jnp.linspace(mu - 4 * sigma, mu + 4 * sigma, 200)
             ax.plot(grid, normal.pdf(grid, mu, sigma), "r", label="normal")
-            ax.set_title(f"{kind} of N={n} uniforms\nKS={distances[n]:.3f}", fontsize=9)
+            extra = (f"\nmean {moments[n]['mean']:.3f} (N mu {n / 2:g}), var "
+                     f"{moments[n]['var']:.3f} (N s^2 {n / 12:.3f})" if kind == "sum" else "")
+            ax.set_title(f"{kind} of N={n} uniforms, KS={distances[n]:.3f}{extra}", fontsize=7)
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(f"Central limit theorem ({trials} trials each)")
     save_figure(fig, out / "clt.png")
     return {
         "trials": trials,
-        "kolmogorov_distance": distances,
+        "kolmogorov_distance": distances, "sum_moments": moments,
         "headline": f"KS distance of mean-of-N uniforms to the normal: "
                     f"N=1 {distances[1]:.3f} -> N={NS[-1]} {distances[NS[-1]]:.3f}",
         "figures": ["normal_pdfs.png", "clt.png"],

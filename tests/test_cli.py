@@ -87,6 +87,11 @@ def test_each_experiment_writes_figures_and_metrics(name, tmp_path):
                 metrics["mle_closed_form"][k], rel=1e-5)
         lo, hi = metrics["gap_min_max"]
         assert hi - lo < 1e-4 and metrics["argmin_kl_mu"] == metrics["argmax_loglik_mu"]
+    if name == "normal":  # the sum of N uniforms: mean N/2, variance N/12 (2,000 trials)
+        for m in metrics["sum_moments"].values():
+            assert abs(m["mean"] - m["n_mu"]) < 4 * (m["n_sigma2"] / 2000) ** 0.5
+            assert abs(m["var"] / m["n_sigma2"] - 1) < 0.15
+        assert "5" in metrics["sum_moments"]
     if name == "noising":  # iterated and closed-form noising agree with q(x_t | x_0)
         for method in ("iterated", "closed_form"):
             for key in ("z2", "var_ratio"):
