@@ -154,3 +154,20 @@ def test_a_run_records_its_config_and_environment_and_resume_refuses_another(tmp
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "config differs" in err[0] and "samples, seed" in err[0]
     assert main(["run", "mle", "--out", str(tmp_path), "--resume", "--set", "samples=500"]) == 0
+
+
+def test_run_all_resume_resumes_every_experiment(tmp_path, monkeypatch):
+    # the multi-experiment branch used to call each experiment without resume, so train()
+    # deleted its checkpoints: every experiment must now get resume=True and its quick preset
+    import jaxgen.cli as cli
+
+    calls = []
+
+    def fake(name, out, config, *, preset, resume=False):
+        calls.append((name, preset, resume, config.seed))
+        return {"seconds": 0.0, "headline": ""}
+
+    monkeypatch.setattr(cli, "run_experiment", fake)
+    assert main(["run", "all", "--resume", "--seed", "3", "--out", str(tmp_path)]) == 0
+    assert [c[0] for c in calls] == list(EXPERIMENTS)
+    assert all(c[1:] == ("quick", True, 3) for c in calls)
