@@ -24,6 +24,7 @@ mvn                  ch. 3: multivariate normal, MLE of height/weight with conto
 gmm                  ch. 4: a Gaussian mixture's density and ancestral samples
 em                   ch. 5: EM on Old Faithful from the book's start; BIC over K
 nn                   ch. 6: autograd, Rosenbrock descent, linear regression, a sine MLP
+nn-basics            ch. 6: learning rates, batch sizes, dropout and initialisation, in plain JAX
 classifier           MNIST MLP design choices and the CNN evaluator (FID)
 vae                  ch. 7: VAE on MNIST, -ELBO and IWAE in nats, samples, 2-D latents
 hvae                 ch. 8: two-level hierarchical VAE on MNIST

@@ -58,7 +58,9 @@ DIFFUSION_TRAINED = {"ddpm", "conditional", "cfg", "classifier-guidance", "laten
 # smaller than --quick where the assertions below do not need its size
 SMALLER = {"vae": ["epochs=1", "test_size=200", "iwae_k=10"], "hvae": ["epochs=1", "test_size=200"],
            "noising": ["draws=8"], "nn": ["sine_steps=500"], "classifier": ["fid_size=1000"],
-           "estimation": ["ns=2,10", "trials=4000"]}
+           "estimation": ["ns=2,10", "trials=4000"],
+           "nn-basics": ["train_size=500", "lr_steps=20", "examples_seen=500",
+                         "overfit_size=100", "overfit_steps=50"]}
 
 
 @pytest.mark.parametrize("name", [n for n in EXPERIMENTS if n not in DIFFUSION_TRAINED])
@@ -92,6 +94,11 @@ def test_each_experiment_writes_figures_and_metrics(name, tmp_path):
             assert abs(m["mean"] - m["n_mu"]) < 4 * (m["n_sigma2"] / 2000) ** 0.5
             assert abs(m["var"] / m["n_sigma2"] - 1) < 0.15
         assert "5" in metrics["sum_moments"]
+    if name == "nn-basics":  # the too-large rate is caught, not plotted as NaN
+        sweep = metrics["lr_sweep"]
+        assert sweep["50.0"]["diverged_at_step"] is not None
+        assert sweep["0.1"]["diverged_at_step"] is None and sweep["0.1"]["final_loss"] < 2.3
+        assert set(metrics["gd_modes"]) == {"full batch", "minibatch 32", "stochastic (batch 1)"}
     if name == "noising":  # iterated and closed-form noising agree with q(x_t | x_0)
         for method in ("iterated", "closed_form"):
             for key in ("z2", "var_ratio"):
