@@ -92,7 +92,7 @@ def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> di
     he = lambda m, n: math.sqrt(2 / m)  # noqa: E731
     sizes = (784, 100, 100, 10)
     p0 = init_mlp(jax.random.fold_in(key, 0), sizes, he)
-    fig, axes = figure(2, 3, size=(4.2, 3.4))
+    fig, axes = figure(2, 4, size=(4.2, 3.4))
 
     # activations
     grid = jnp.linspace(-5, 5, 401)
@@ -131,11 +131,16 @@ def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> di
         seconds = time.perf_counter() - t0
         seen = np.arange(1, steps + 1) * batch
         axes[0, 2].plot(seen, losses, label=f"{name}, lr {lr:g} ({seconds:.2f} s)")
+        # a scan's steps cost the same: step i ends at seconds * i / steps
+        axes[0, 3].plot(seconds * np.arange(1, steps + 1) / steps, losses, label=name)
         modes[name] = {"batch": batch, "lr": lr, "steps": steps, "seconds": seconds,
                        "final_loss": float(losses[-1]), "test_accuracy": accuracy(p, xt, yt)}
     axes[0, 2].set(title=f"{config.examples_seen:,} examples seen", xlabel="examples seen",
                    ylabel="full-data loss", xscale="log", yscale="log")
     axes[0, 2].legend(fontsize=7)
+    axes[0, 3].set(title="... against wall time", xlabel="seconds (compiled scan)",
+                   ylabel="full-data loss", xscale="log", yscale="log")
+    axes[0, 3].legend(fontsize=7)
 
     # over-fitting a small subset, with and without dropout
     xs, ys = x[: config.overfit_size], y[: config.overfit_size]
@@ -181,6 +186,7 @@ def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> di
                         f"{s:.2g}" for s in spread[f"{act_name}, {name}"]))
         ax.set(title=f"{act_name} activations of 5 layers", xlabel="activation")
         ax.legend(fontsize=6)
+    axes[1, 3].set_axis_off()
     save_figure(fig, out / "nn_basics.png")
     return {
         "train_size": len(x), "lr_sweep": sweep, "gd_modes": modes, "overfit": overfit,
