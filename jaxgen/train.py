@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from jaxgen import parallel
 from jaxgen.data.batching import batch_indices
+from jaxgen.io import _atomic_write
 
 log = logging.getLogger("jaxgen")
 
@@ -180,7 +181,8 @@ def train(
             # keep only the epochs the restored state contains (none without a checkpoint), so
             # a line written after the last checkpoint is never counted twice
             history = [h for h in _read_metrics(metrics_path, desc) if h["step"] <= int(state.step)]
-            _atomic_text(metrics_path, "".join(json.dumps(h) + "\n" for h in history))
+            text = "".join(json.dumps(h) + "\n" for h in history).encode()
+            _atomic_write(metrics_path, lambda f: f.write(text))
 
     start = int(state.step)
     bar = tqdm(total=total, initial=start, desc=desc, unit="step", leave=False)
@@ -246,12 +248,6 @@ def _read_metrics(path: Path, desc: str) -> list[dict]:
             log.warning("%s: %s line %d is not valid JSON (cut short?); dropped", desc,
                         path.name, i + 1)
     return rows
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def _mean_finite(pending: list[dict], desc: str, step: int, manager) -> dict:
