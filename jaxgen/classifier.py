@@ -50,13 +50,31 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
 
 
-def make_loss(model: nn.Module):
+def random_shift(key: jax.Array, images: jax.Array, max_shift: int) -> jax.Array:
+    """Each image (B, H, W, C) translated by its own random integer offset in
+    [-max_shift, max_shift] pixels on each axis, vacated pixels zero (the MNIST background)."""
+    if max_shift == 0:
+        return images
+    b, h, w, _ = images.shape
+    padded = jnp.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift), (0, 0)))
+    offsets = jax.random.randint(key, (b, 2), 0, 2 * max_shift + 1)
+    crop = lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0), (h, w, img.shape[-1]))
+    return jax.vmap(crop)(padded, offsets)
+
+
+def make_loss(model: nn.Module, *, max_shift: int = 0):
     """The pure training loss `loss(params, key, (images, labels), model_state) -> (loss,
-    {'accuracy'}, model_state)` (`jaxgen.train`'s signature; no model state here)."""
+    {'accuracy'}, model_state)` (`jaxgen.train`'s signature; no model state here).
+
+    With `max_shift > 0` each training image is first translated by a random offset of up to
+    that many pixels (`random_shift`, drawn from `key`): the augmentation of the evaluator CNN.
+    """
+    if not isinstance(max_shift, int) or max_shift < 0:
+        raise ValueError(f"max_shift must be an integer >= 0, got {max_shift!r}")
 
     def loss(params, key, batch, model_state=None):
-        del key  # deterministic models
         images, labels = batch
+        images = random_shift(key, images, max_shift)
         logits = model.apply(params, images)
         acc = jnp.mean(jnp.argmax(logits, -1) == labels)
         return jnp.mean(cross_entropy(logits, labels)), {"accuracy": acc}, model_state
