@@ -16,6 +16,7 @@ visit the same timesteps draw the same noise.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import jax
@@ -126,10 +127,45 @@ def ddim_timesteps(T: int, steps: int) -> jax.Array:
     return jnp.unique(jnp.linspace(1, T, steps).round().astype(int), size=steps)[::-1]
 
 
+SPACINGS = ("uniform", "logsnr")
+
+
+def timesteps(schedule: Schedule, steps: int, spacing: str = "uniform",
+              sigma_max: float = 80.0) -> jax.Array:
+    """`steps` distinct integer timesteps from high to low noise, ending at t = 1.
+
+    'uniform': evenly spaced in t from T (`ddim_timesteps`, the DDIM paper's choice).
+    'logsnr': evenly spaced in lambda_t = log(sqrt(alpha_bar_t / (1 - alpha_bar_t))) from
+    max(lambda_T, -log sigma_max) to lambda_1, each rounded to the nearest timestep (Lu et al.
+    2022's choice for DPM-Solver; `sigma_max` keeps a cosine schedule's lambda_T ~ -17 from
+    spending steps on pure noise). Works under jit (the schedule may be traced).
+    """
+    if spacing not in SPACINGS:
+        raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
+    T = schedule.T
+    if not 1 <= steps <= T:
+        raise ValueError(f"steps must be in [1, {T}], got {steps}")
+    if spacing == "uniform" or steps == 1:
+        return ddim_timesteps(T, steps)
+    ab = schedule.alpha_bars[1:]
+    lam = 0.5 * jnp.log(ab / (1.0 - ab))  # lam[t - 1], decreasing in t
+    lam_lo = jnp.maximum(lam[-1], -math.log(sigma_max))
+    targets = jnp.linspace(lam_lo, lam[0], steps)
+    hi = jnp.clip(jnp.searchsorted(-lam, -targets), 0, T - 1)
+    lo = jnp.clip(hi - 1, 0, T - 1)
+    ts = jnp.where(jnp.abs(lam[lo] - targets) < jnp.abs(lam[hi] - targets), lo, hi) + 1
+    # make them distinct: w = ts - j is non-increasing iff ts is strictly decreasing
+    j = jnp.arange(steps)[::-1]
+    w = jax.lax.cummax(jnp.maximum(ts - j, 1)[::-1])[::-1]
+    return jnp.minimum(w + j, T)
+
+
 def ddim_sample(eps_fn: EpsFn, shape: tuple[int, ...], schedule: Schedule,
                 steps: int = 50, eta: float = 0.0, clip: tuple[float, float] | None = None,
-                guide: GuideFn | None = None, *, key: jax.Array) -> jax.Array:
-    """DDIM (Song et al. 2021) over `steps` timesteps as one `lax.scan`.
+                guide: GuideFn | None = None, spacing: str = "uniform", *,
+                key: jax.Array) -> jax.Array:
+    """DDIM (Song et al. 2021) over `steps` timesteps (`timesteps(..., spacing)`) as one
+    `lax.scan`.
 
         x0_hat = (x_t - sqrt(1 - ab_t) eps) / sqrt(ab_t)
         sigma = eta sqrt((1 - ab_s) / (1 - ab_t)) sqrt(1 - ab_t / ab_s)
@@ -139,7 +175,7 @@ def ddim_sample(eps_fn: EpsFn, shape: tuple[int, ...], schedule: Schedule,
     clip=(lo, hi) clips x0_hat and recomputes eps from it (see `p_sample`).
     guide: eps <- eps - sqrt(1 - ab_t) guide(x_t, t) (classifier guidance for DDIM).
     """
-    ts = ddim_timesteps(schedule.T, steps)
+    ts = timesteps(schedule, steps, spacing)
     prev = jnp.concatenate([ts[1:], jnp.zeros((1,), ts.dtype)])
     x_T = jax.random.normal(jax.random.fold_in(key, 0), shape)
 
