@@ -10,6 +10,7 @@ from pathlib import Path
 
 import jax
 
+from jaxgen import evaluate
 from jaxgen.experiments import _diffusion as common
 
 
@@ -24,7 +25,7 @@ class Config(common.DiffusionConfig):
 
 PRESETS = {
     "full": Config(),
-    # ~45 min on 2 CPU cores (7,800 steps of 0.3 s); 24 epochs reached only 70% at gamma 3
+    # the CPU recipe (`common.QUICK`): 3 epochs of the 60,000 digits, DPM-Solver++ at 20 steps
     "quick": Config(**common.QUICK),
 }
 
@@ -33,9 +34,9 @@ def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
     data, x, _, key, model, hist, sec = common.train_and_save(
         cfg, out, resume=resume, desc="CFG DDPM", conditional=True, p_uncond=cfg.p_uncond,
         per_example_dropout=cfg.dropout_per_example)
-    ev, _, reference = common.evaluator_and_test(cfg.n_samples)
+    ev = evaluate.load()
     results, rows = common.sweep(model, jax.random.fold_in(key, 1), cfg.gammas, cfg.n_samples,
-                                 ev, reference, steps=cfg.steps)
+                                 ev, steps=cfg.steps, sampler=cfg.sampler)
     common.sweep_figure(rows, out / "guidance_sweep.png", "gamma")
     common.digits_figure(rows["3"], out / "digits.png", "classifier-free guidance, gamma = 3")
     common.loss_figure(hist, out / "loss.png", "CFG DDPM training loss")
@@ -44,8 +45,10 @@ def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
             "seconds_per_step": sec, "epoch_loss": [h["loss"] for h in hist],
             "by_gamma": results, "label_accuracy": g3["label_accuracy"], "fid": g3["fid"],
             "class_shares": g3["class_shares"],
-            "floor": {"label_accuracy_at_gamma_3": 0.95,
-                      "met": g3["label_accuracy"] >= 0.95},
-            "headline": ", ".join(f"gamma {g}: acc {r['label_accuracy']:.3f} FID {r['fid']:.0f}"
-                                  for g, r in results.items()),
+            "floor": {"label_accuracy_at_gamma_3": 0.995, "fid_at_most_floor_times": 5,
+                      "met": g3["label_accuracy"] >= 0.995
+                      and g3["fid"] <= 5 * g3["floor"]["fid"]},
+            "headline": ", ".join(f"gamma {g}: acc {r['label_accuracy']:.3f} FID {r['fid']:.1f}"
+                                  for g, r in results.items())
+                        + f" (real-data floor {g3['floor']['fid']:.1f} at n = {g3['n']})",
             "figures": ["guidance_sweep.png", "digits.png", "loss.png"]}

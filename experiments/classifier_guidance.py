@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxgen import evaluate
 from jaxgen.diffusion import guidance, noisy_classifier
 from jaxgen.experiments import _diffusion as common
 from jaxgen.train import train
@@ -50,9 +51,9 @@ def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
     logits_fn = lambda xt, t: clf.apply({"params": clf_state.params}, xt, t)  # noqa: E731
     guide_fn = functools.partial(guidance.classifier_grad, logits_fn)  # y -> grad log p(y|x_t)
 
-    ev, _, reference = common.evaluator_and_test(cfg.n_samples)
     results, rows = common.sweep(model, jax.random.fold_in(key, 1), cfg.scales, cfg.n_samples,
-                                 ev, reference, steps=cfg.steps, guide_fn=guide_fn)
+                                 evaluate.load(), steps=cfg.steps, sampler=cfg.sampler,
+                                 guide_fn=guide_fn)
     common.sweep_figure(rows, out / "guidance_sweep.png", "classifier scale s")
     common.loss_figure(hist, out / "loss.png", "unconditional DDPM training loss")
     best = max(results, key=lambda s: results[s]["label_accuracy"])
@@ -62,6 +63,7 @@ def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
             "by_scale": results, "label_accuracy": results[best]["label_accuracy"],
             "fid": results[best]["fid"], "class_shares": results[best]["class_shares"],
             "best_scale": float(best),
-            "headline": ", ".join(f"s {s}: acc {r['label_accuracy']:.3f} FID {r['fid']:.0f}"
-                                  for s, r in results.items()),
+            "headline": ", ".join(f"s {s}: acc {r['label_accuracy']:.3f} FID {r['fid']:.1f}"
+                                  for s, r in results.items())
+                        + f" (real-data floor {results[best]['floor']['fid']:.1f})",
             "figures": ["guidance_sweep.png", "loss.png"]}

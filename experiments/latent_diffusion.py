@@ -13,7 +13,8 @@ import jax
 import numpy as np
 import optax
 
-from jaxgen.data import map_batches
+from jaxgen import evaluate
+from jaxgen.data import load_mnist, map_batches
 from jaxgen.diffusion import pipeline
 from jaxgen.diffusion.latent import Autoencoder, make_loss
 from jaxgen.experiments import _diffusion as common
@@ -66,12 +67,13 @@ def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
                                 autoencoder=ae, latent_scale=scale)
     pipeline.save(out, model)
 
-    ev, test, reference = common.evaluator_and_test(cfg.n_samples)
+    ev, test = evaluate.load(), load_mnist("test")
+    reference = test.images[: cfg.n_samples]  # reconstructed test digits, judged as samples
     recon = map_batches(lambda v: np.asarray(jax.nn.sigmoid(ae.apply(ae_vars, v))),
                         (reference,))
-    recon_quality = common.judge(ev, recon, reference, test.labels[: len(reference)])
+    recon_quality = common.judge(ev, recon, test.labels[: len(reference)])
     results, rows = common.sweep(model, jax.random.fold_in(key, 1), cfg.gammas, cfg.n_samples,
-                                 ev, reference, steps=cfg.steps)
+                                 ev, steps=cfg.steps, sampler=cfg.sampler)
     common.sweep_figure(rows, out / "guidance_sweep.png", "gamma (latent)")
     common.digits_figure(rows["3"], out / "digits.png", "latent diffusion + CFG, gamma = 3")
     fig_recon = np.concatenate([reference[:10], recon[:10]])
@@ -85,12 +87,14 @@ def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
             "autoencoder_seconds": ae_seconds, "autoencoder_final_loss": ae_hist[-1]["loss"],
             "reconstruction": {"mse": float(np.mean((recon - reference) ** 2)),
                                "fid": recon_quality["fid"],
+                               "fid_floor": recon_quality["floor"]["fid"],
                                "label_accuracy": recon_quality["label_accuracy"]},
             "seconds_per_step": sec, "epoch_loss": [h["loss"] for h in hist],
             "unet_params": sum(p.size for p in jax.tree_util.tree_leaves(
                 model.variables["unet"])),
             "by_gamma": results, "label_accuracy": g3["label_accuracy"], "fid": g3["fid"],
             "class_shares": g3["class_shares"],
-            "headline": ", ".join(f"gamma {g}: acc {r['label_accuracy']:.3f} FID {r['fid']:.0f}"
-                                  for g, r in results.items()),
+            "headline": ", ".join(f"gamma {g}: acc {r['label_accuracy']:.3f} FID {r['fid']:.1f}"
+                                  for g, r in results.items())
+                        + f" (real-data floor {g3['floor']['fid']:.1f} at n = {g3['n']})",
             "figures": ["guidance_sweep.png", "digits.png", "reconstructions.png"]}

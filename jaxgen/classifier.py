@@ -58,7 +58,10 @@ def random_shift(key: jax.Array, images: jax.Array, max_shift: int) -> jax.Array
     b, h, w, _ = images.shape
     padded = jnp.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift), (0, 0)))
     offsets = jax.random.randint(key, (b, 2), 0, 2 * max_shift + 1)
-    crop = lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0), (h, w, img.shape[-1]))
+
+    def crop(img, o):
+        return jax.lax.dynamic_slice(img, (o[0], o[1], 0), (h, w, img.shape[-1]))
+
     return jax.vmap(crop)(padded, offsets)
 
 

@@ -7,7 +7,7 @@
     jaxgen config NAME [--preset P | --quick] [--set KEY=VALUE ...]
     jaxgen bench [NAME] [--quick] [--out DIR]
     jaxgen sample CHECKPOINT [--label L] [--guidance G] [--n N] [--steps S]
-                  [--sampler ddim|ddpm] [--seed N] [--out grid.png]
+                  [--sampler ddim|ddpm|dpm++] [--seed N] [--out grid.png]
 
 A user mistake (unknown name, bad flag, unusable path) prints one line on stderr and exits 2.
 """
@@ -31,6 +31,8 @@ from jaxgen import config as config_lib
 from jaxgen.benchmarks import BENCHMARKS
 from jaxgen.experiments import EXPERIMENTS
 from jaxgen.train import TrainingDiverged
+
+SAMPLERS = ("ddim", "ddpm", "dpm++")  # jaxgen.diffusion.pipeline.SAMPLERS, without importing it
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -92,9 +94,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--guidance", type=float, default=1.0,
                    help="classifier-free guidance scale gamma >= 0 (default 1: conditional)")
     s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
-    s.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
-    s.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim",
-                   help="ddim (--steps steps) or ddpm (ancestral, all T steps)")
+    s.add_argument("--steps", type=int, default=50,
+                   help="network evaluations for ddim and dpm++ (default 50)")
+    s.add_argument("--sampler", choices=SAMPLERS, default="ddim",
+                   help="ddim (--steps steps), ddpm (ancestral, all T steps) or dpm++ "
+                        "(DPM-Solver++(2M), --steps steps; 10-20 suffice)")
     s.add_argument("--seed", type=int, default=0, help="seed for jax.random (default 0)")
     s.add_argument("--out", type=Path, default=Path("samples.png"),
                    help="PNG to write (default samples.png)")

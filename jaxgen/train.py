@@ -59,11 +59,13 @@ def init_state(params: Any, optimizer: optax.GradientTransformation, model_state
 
 @functools.lru_cache(maxsize=32)  # the same loss and optimizer reuse one compiled step
 def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation,
-                    ema_decay: float | None = None):
+                    ema_decay: float | None = None, ema_warmup: bool = False):
     """The jitted update `step(state, key, batch) -> (state, metrics)`; metrics include 'loss'.
 
     The loss takes and returns `state.model_state` (None for a model without state). With
-    `ema_decay`, `state.ema_params` <- decay * ema_params + (1 - decay) * params each step.
+    `ema_decay`, `state.ema_params` <- decay * ema_params + (1 - decay) * params each step;
+    with `ema_warmup`, decay = min(ema_decay, (1 + n) / (10 + n)) after n updates, so the
+    average forgets the initial weights within tens of steps and is usable in a short run.
     """
 
     @jax.jit
@@ -77,8 +79,11 @@ def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation,
         params = optax.apply_updates(state.params, updates)
         ema = state.ema_params
         if ema_decay is not None:
-            ema = jax.tree_util.tree_map(lambda e, p: ema_decay * e + (1 - ema_decay) * p,
-                                         ema, params)
+            decay = ema_decay
+            if ema_warmup:
+                n = state.step.astype(jnp.float32)
+                decay = jnp.minimum(ema_decay, (1.0 + n) / (10.0 + n))
+            ema = jax.tree_util.tree_map(lambda e, p: decay * e + (1 - decay) * p, ema, params)
         new = TrainState(state.step + 1, params, opt_state, model_state, ema)
         return new, {"loss": loss, **metrics}
 
@@ -123,6 +128,7 @@ def train(
     desc: str = "train",
     model_state: Any = None,
     ema_decay: float | None = None,
+    ema_warmup: bool = False,
     devices: int | None = None,
 ) -> tuple[TrainState, list[dict]]:
     """Train `params` on `data` (arrays sharing their leading N) for `epochs` epochs.
@@ -137,6 +143,7 @@ def train(
         always saved.
       model_state: non-trainable state (e.g. BatchNorm statistics); see the module docstring.
       ema_decay: keep an exponential moving average of the params (for sampling).
+      ema_warmup: let the EMA's decay rise with the step count (see `make_train_step`).
       devices: data-parallel over this many devices (None: 1, or what an enclosing
         `jaxgen.parallel.use_devices(n)` says). The batch is sharded over a 'data'
         mesh axis and the state replicated (`jaxgen.parallel`); batch_size must be divisible
@@ -161,7 +168,7 @@ def train(
     total = epochs * steps_per_epoch
     checkpoint_every = checkpoint_every or steps_per_epoch
     data_key, step_key = jax.random.split(key)
-    step_fn = make_train_step(loss_fn, optimizer, ema_decay)
+    step_fn = make_train_step(loss_fn, optimizer, ema_decay, ema_warmup)
     state = parallel.replicate(init_state(params, optimizer, model_state,
                                           ema=ema_decay is not None), mesh)
 

@@ -120,22 +120,62 @@ def test_tiny_unet_with_batchnorm_loss_falls_and_resumes_exactly(tmp_path):
 
 
 def test_ddpm_experiment_end_to_end_in_a_tiny_configuration(tmp_path):
+    """The quick recipe (ResNet U-Net, v-prediction, min-SNR, cosine, [-1, 1], EMA warm-up,
+    DPM-Solver++) at toy size: trains, judges each sampler, saves a model that samples."""
     import json
 
     from jaxgen.cli import main
 
-    tiny = ["widths=4,8,16", "norm=batch", "epochs=1", "batch_size=32", "n_samples=8",
-            "train_size=128", "ema_decay=0.9"]
+    tiny = ["base=4", "epochs=1", "batch_size=32", "n_samples=8", "train_size=128",
+            "samplers=dpm++-3,ddim-2"]
     assert main(["run", "ddpm", "--quick", *[a for kv in tiny for a in ("--set", kv)],
                  "--out", str(tmp_path)]) == 0
     m = json.loads((tmp_path / "metrics.json").read_text())
-    assert len(m["epoch_loss"]) == 1 and m["fid"] > 0 and m["test_bits_per_dim"] > 0
-    assert abs(sum(m["class_shares"]) - 1) < 1e-6 and set(m["quality"]) == {"ddpm_1000",
-                                                                            "ddim_50", "ddim_100"}
-    assert main(["sample", str(tmp_path), "--n", "2", "--steps", "2",
+    assert len(m["epoch_loss"]) == 1 and m["fid"] > 0 and m["fid_floor"] > 0
+    assert m["test_bits_per_dim"] is None  # the bound is defined for [0, 1] pixels only
+    assert abs(sum(m["class_shares"]) - 1) < 1e-6 and set(m["quality"]) == {"dpm++-3", "ddim-2"}
+    saved = json.loads((tmp_path / "model.json").read_text())
+    assert saved["unet"]["arch"] == "resunet" and saved["prediction"] == "v"
+    assert saved["data_range"] == [-1.0, 1.0] and saved["schedule"] == "cosine"
+    assert main(["sample", str(tmp_path), "--n", "2", "--steps", "2", "--sampler", "dpm++",
                  "--out", str(tmp_path / "s.png")]) == 0  # the saved model samples
     for fig in m["figures"]:
         assert (tmp_path / fig).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_resunet_v_model_round_trips_and_samples_in_its_data_range(tmp_path):
+    from jaxgen.diffusion import pipeline
+
+    net = diffusion.ResUNet(base=4, mults=(1, 2), attention=(14,), num_classes=10)
+    variables = jax.jit(net.init)(jax.random.key(0), jnp.zeros((1, 28, 28, 1)),
+                                  jnp.ones((1,), jnp.int32))
+    variables = jax.tree_util.tree_map(lambda a: a + 0.01, variables)  # a non-zero output
+    model = pipeline.DiffusionModel(net, {"unet": variables}, (28, 28, 1), T=50,
+                                    p_uncond=0.1, schedule="cosine", prediction="v",
+                                    data_range=(-1.0, 1.0))
+    pipeline.save(tmp_path, model)
+    loaded = pipeline.load(tmp_path)
+    assert loaded.unet == net and loaded.prediction == "v" and loaded.data_range == (-1.0, 1.0)
+    for sampler in pipeline.SAMPLERS:
+        a = pipeline.generate(loaded, 3, [1, 2, 3], gamma=2.0, sampler=sampler, steps=5,
+                              key=jax.random.key(1))
+        b = pipeline.generate(model, 3, [1, 2, 3], gamma=2.0, sampler=sampler, steps=5,
+                              key=jax.random.key(1))
+        np.testing.assert_allclose(a, b, atol=1e-6)
+        assert a.min() >= 0 and a.max() <= 1
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        pipeline.generate(model, 2, sampler="heun", key=jax.random.key(0))
+    with pytest.raises(ValueError, match=r"steps must be an integer in 1\.\.50"):
+        pipeline.generate(model, 2, sampler="dpm++", steps=51, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="prediction must be one of"):
+        pipeline.DiffusionModel(net, {}, (28, 28, 1), prediction="score")
+
+
+def test_cli_samplers_are_the_pipelines():
+    from jaxgen import cli
+    from jaxgen.diffusion import pipeline
+
+    assert cli.SAMPLERS == pipeline.SAMPLERS
 
 
 @pytest.mark.parametrize("clip", [None, (0.0, 1.0)])

@@ -179,6 +179,8 @@ def test_pipeline_save_load_and_sample(tmp_path):
     (["--guidance", "-2"], "--guidance must be a finite number >= 0"),
     (["--steps", "0"], "--steps must be in 1..1000"),
     (["--n", "0"], "--n must be >= 1"),
+    (["--sampler", "heun"], "invalid choice: 'heun'"),
+    (["--sampler", "dpm++", "--steps", "1001"], "--steps must be in 1..1000"),
 ])
 def test_sample_cli_rejects_bad_requests_in_one_line(tmp_path, capsys, args, msg):
     _saved_model(tmp_path)
@@ -202,7 +204,7 @@ def test_sample_cli_writes_a_grid(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-TINY_RUN = ["widths=4,8", "epochs=1", "batch_size=32", "ema_decay=0.9", "n_samples=20",
+TINY_RUN = ["widths=4,8", "base=4", "mults=1,2", "epochs=1", "batch_size=32", "ema_decay=0.9", "n_samples=20",
             "steps=2", "train_size=64"]
 
 

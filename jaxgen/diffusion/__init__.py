@@ -1,5 +1,6 @@
-"""Diffusion (book chapters 8-10): noise schedules, DDPM/DDIM as pure functions, the U-Net, a
-saved model that carries its schedule (`pipeline`), and its training (`training`)."""
+"""Diffusion (book chapters 8-10): noise schedules, DDPM/DDIM as pure functions, eps/v/x0
+parameterisations (`prediction`), DPM-Solver++ (`solvers`), the book's U-Net and a ResNet U-Net,
+a saved model that carries its schedule (`pipeline`), and its training (`training`)."""
 
 from jaxgen.diffusion.ddpm import (
     ddim_sample,
@@ -9,13 +10,17 @@ from jaxgen.diffusion.ddpm import (
     posterior,
     q_sample,
     sample,
+    timesteps,
 )
 from jaxgen.diffusion.pipeline import DiffusionModel, generate
+from jaxgen.diffusion.resunet import ResUNet
 from jaxgen.diffusion.schedule import Schedule, cosine, from_betas, linear
+from jaxgen.diffusion.solvers import dpm_solver_2m
 from jaxgen.diffusion.training import train_diffusion
 from jaxgen.diffusion.unet import UNet, sinusoidal_embedding
 from jaxgen.diffusion.vlb import bits_per_dim
 
-__all__ = ["DiffusionModel", "Schedule", "UNet", "bits_per_dim", "cosine", "ddim_sample",
-           "ddim_timesteps", "from_betas", "generate", "linear", "loss", "p_sample", "posterior",
-           "q_sample", "sample", "sinusoidal_embedding", "train_diffusion"]
+__all__ = ["DiffusionModel", "ResUNet", "Schedule", "UNet", "bits_per_dim", "cosine",
+           "ddim_sample", "ddim_timesteps", "dpm_solver_2m", "from_betas", "generate", "linear",
+           "loss", "p_sample", "posterior", "q_sample", "sample", "sinusoidal_embedding",
+           "timesteps", "train_diffusion"]

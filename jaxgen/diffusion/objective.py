@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxgen.diffusion import ddpm
+from jaxgen.diffusion import prediction as predictions
 from jaxgen.diffusion.schedule import Schedule
 
 
@@ -22,8 +22,10 @@ def drop_labels(y: jax.Array, p: float, null: int, per_example: bool = True, *,
 
 
 def make_loss(net: nn.Module, schedule: Schedule, p_uncond: float = 0.0,
-              per_example_dropout: bool = True):
-    """Mean over the batch of the per-example eps-MSE (`ddpm.loss`) of `net(x_t, t, train=True)`.
+              per_example_dropout: bool = True, prediction: str = "eps",
+              weighting: str = "uniform", min_snr_gamma: float = 5.0):
+    """Mean over the batch of the per-example loss (`prediction.loss`: the book's eps-MSE by
+    default; v or x0 targets, min-SNR weighting) of `net(x_t, t, train=True)`.
 
     Batches are `(x0,)`, or `(x0, y)` for a conditional net (`net.num_classes` set), whose labels
     are dropped to the null label with probability `p_uncond` (see `drop_labels`).
@@ -31,6 +33,8 @@ def make_loss(net: nn.Module, schedule: Schedule, p_uncond: float = 0.0,
     signature: with a model state (BatchNorm), its batch statistics are updated in training
     mode; without one (GroupNorm), `None` passes through.
     """
+    predictions.check(prediction, weighting)
+
     def loss(params, key, batch, model_state=None):
         x0, y = batch[0], (batch[1] if len(batch) > 1 else None)
         if y is not None:
@@ -46,7 +50,8 @@ def make_loss(net: nn.Module, schedule: Schedule, p_uncond: float = 0.0,
             updates.update(new)
             return out
 
-        value = jnp.mean(ddpm.loss(eps_fn, x0, schedule, key=key))
+        value = jnp.mean(predictions.loss(eps_fn, x0, schedule, prediction, weighting,
+                                          min_snr_gamma, key=key))
         return value, {}, (updates if model_state is not None else None)
 
     return loss

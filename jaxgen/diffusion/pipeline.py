@@ -2,8 +2,8 @@
 
 `save(dir, model)` writes `model.json` (how to rebuild the networks) and `model.msgpack` (their
 parameters), atomically; `load(dir)` reads them back; `generate` samples images in [0, 1] with
-DDPM or DDIM, with classifier-free guidance for conditional models, and decodes latents for
-latent-diffusion models. This is what `jaxgen sample` runs.
+DDPM, DDIM or DPM-Solver++(2M), with classifier-free guidance for conditional models, and
+decodes latents for latent-diffusion models. This is what `jaxgen sample` runs.
 """
 
 from __future__ import annotations
@@ -19,14 +19,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgen.diffusion import ddpm, guidance
+from jaxgen.diffusion import ddpm, guidance, solvers
 from jaxgen.diffusion import schedule as schedules
 from jaxgen.diffusion.latent import Autoencoder
+from jaxgen.diffusion.prediction import PREDICTIONS, eps_model
+from jaxgen.diffusion.resunet import ResUNet
 from jaxgen.diffusion.unet import UNet
 from jaxgen.io import _atomic_write, write_json
 
 SCHEDULES = {"linear": schedules.linear, "cosine": schedules.cosine}  # name -> f(T)
-PREDICTIONS = ("eps",)  # what the network predicts: the noise epsilon (the book)
+SAMPLERS = ("ddim", "ddpm", "dpm++")  # DDIM (steps), ancestral (all T), DPM-Solver++(2M)
+ARCHITECTURES = {"unet": UNet, "resunet": ResUNet}  # model.json "arch" -> module
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +39,7 @@ class DiffusionModel:
     to undo the noising it was trained on: the noise schedule (by name) and T, and what the net
     predicts. `save`/`load` round-trip all of it, so a model samples the way it was trained."""
 
-    unet: UNet
+    unet: UNet | ResUNet
     variables: Any  # {'unet': U-Net variables, 'autoencoder': its params (latent models only)}
     shape: tuple[int, ...]  # one sample, e.g. (28, 28, 1) or (8, 8, 2)
     T: int = 1000
@@ -44,13 +47,17 @@ class DiffusionModel:
     autoencoder: Autoencoder | None = None
     latent_scale: float = 1.0
     schedule: str = "linear"  # a key of SCHEDULES
-    prediction: str = "eps"  # one of PREDICTIONS
+    prediction: str = "eps"  # one of PREDICTIONS: what the net outputs (eps, v or x0)
+    data_range: tuple[float, float] = (0.0, 1.0)  # pixels as trained (the book: [0, 1])
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {tuple(SCHEDULES)}, got {self.schedule!r}")
         if self.prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {PREDICTIONS}, got {self.prediction!r}")
+        lo, hi = self.data_range
+        if not lo < hi:
+            raise ValueError(f"data_range must be (lo, hi) with lo < hi, got {self.data_range}")
 
     @property
     def num_classes(self) -> int | None:
@@ -62,14 +69,28 @@ class DiffusionModel:
         return SCHEDULES[self.schedule](self.T)
 
 
+def _net_config(net: UNet | ResUNet) -> dict:
+    """The module's constructor arguments as JSON, with "arch" naming the class."""
+    arch = {cls: name for name, cls in ARCHITECTURES.items()}[type(net)]
+    fields = {f.name: getattr(net, f.name) for f in dataclasses.fields(net)
+              if f.name not in ("parent", "name")}
+    return {"arch": arch, **{k: list(v) if isinstance(v, tuple) else v
+                             for k, v in fields.items()}}
+
+
+def _net_from_config(cfg: dict) -> UNet | ResUNet:
+    cfg = dict(cfg)
+    cls = ARCHITECTURES[cfg.pop("arch", "unet")]  # files before ResUNet hold book-style U-Nets
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
+
+
 def _config(model: DiffusionModel) -> dict:
     ae = model.autoencoder
-    return {"unet": {"widths": list(model.unet.widths), "time_dim": model.unet.time_dim,
-                     "norm": model.unet.norm, "num_classes": model.unet.num_classes},
+    return {"unet": _net_config(model.unet),
             "shape": list(model.shape), "T": model.T, "p_uncond": model.p_uncond,
             "autoencoder": None if ae is None else {"latent_channels": ae.latent_channels},
             "latent_scale": model.latent_scale, "schedule": model.schedule,
-            "prediction": model.prediction}
+            "prediction": model.prediction, "data_range": list(model.data_range)}
 
 
 def save(directory: str | Path, model: DiffusionModel) -> Path:
@@ -81,7 +102,7 @@ def save(directory: str | Path, model: DiffusionModel) -> Path:
     return directory
 
 
-def _templates(unet: UNet, shape, ae: Autoencoder | None) -> dict:
+def _templates(unet: UNet | ResUNet, shape, ae: Autoencoder | None) -> dict:
     """The variables' structure (shapes only: nothing is computed) for deserialising."""
     key = jax.random.key(0)
     x, t = jnp.zeros((1, *shape)), jnp.ones((1,), jnp.int32)
@@ -98,9 +119,7 @@ def load(directory: str | Path) -> DiffusionModel:
         raise ValueError(f"checkpoint must be a folder with model.json and model.msgpack (the "
                          f"output of `jaxgen run ddpm|conditional|cfg|...`), got {directory}")
     cfg = json.loads((directory / "model.json").read_text())
-    u = cfg["unet"]
-    unet = UNet(widths=tuple(u["widths"]), time_dim=u["time_dim"], norm=u["norm"],
-                num_classes=u["num_classes"])
+    unet = _net_from_config(cfg["unet"])
     ae = None if cfg["autoencoder"] is None else Autoencoder(**cfg["autoencoder"])
     shape = tuple(cfg["shape"])
     variables = flax.serialization.from_bytes(_templates(unet, shape, ae),
@@ -108,7 +127,8 @@ def load(directory: str | Path) -> DiffusionModel:
     # model.json files written before schedules were recorded hold linear-schedule eps models
     return DiffusionModel(unet, variables, shape, cfg["T"], cfg["p_uncond"], ae,
                           cfg["latent_scale"], cfg.get("schedule", "linear"),
-                          cfg.get("prediction", "eps"))
+                          cfg.get("prediction", "eps"),
+                          tuple(cfg.get("data_range", (0.0, 1.0))))
 
 
 def check_request(model: DiffusionModel, labels, gamma: float) -> None:
@@ -132,27 +152,35 @@ def check_request(model: DiffusionModel, labels, gamma: float) -> None:
 
 
 @functools.partial(jax.jit, static_argnames=("unet", "autoencoder", "shape", "T", "schedule",
-                                             "sampler", "steps", "guided", "guide_fn"))
+                                             "prediction", "data_range", "sampler", "steps",
+                                             "guided", "guide_fn"))
 def _sample_batch(variables, key, y, gamma, guide_scale, latent_scale, *, unet, autoencoder,
-                  shape, T, schedule, sampler, steps, guided, guide_fn):
+                  shape, T, schedule, prediction, data_range, sampler, steps, guided, guide_fn):
     """One compiled batch of `generate`; gamma and guide_scale are traced, so a sweep over
     guidance scales reuses one compilation."""
     sched = SCHEDULES[schedule](T)
     if unet.num_classes is not None:
         apply = lambda x, t, yy: unet.apply(variables["unet"], x, t, yy)  # noqa: E731
-        eps_fn = (guidance.cfg_eps(apply, y, unet.num_classes, gamma) if guided
-                  else lambda x, t: apply(x, t, y))
+        # guidance combines the raw outputs: eps, v and x0 are affine in one another with
+        # label-free coefficients, so combining any of them combines the implied eps alike
+        model_fn = (guidance.cfg_eps(apply, y, unet.num_classes, gamma) if guided
+                    else lambda x, t: apply(x, t, y))
     else:
-        eps_fn = lambda x, t: unet.apply(variables["unet"], x, t)  # noqa: E731
+        model_fn = lambda x, t: unet.apply(variables["unet"], x, t)  # noqa: E731
+    eps_fn = eps_model(prediction, model_fn, sched)
     guide = None if guide_fn is None else guidance.scaled_guide(guide_fn(y), guide_scale)
-    clip = (0.0, 1.0) if autoencoder is None else None
+    clip = data_range if autoencoder is None else None
     if sampler == "ddpm":
         x = ddpm.sample(eps_fn, shape, sched, clip=clip, guide=guide, key=key)[0]
-    else:
+    elif sampler == "ddim":
         x = ddpm.ddim_sample(eps_fn, shape, sched, steps, clip=clip, guide=guide, key=key)
+    else:
+        x = solvers.dpm_solver_2m(eps_fn, shape, sched, steps, clip=clip, guide=guide, key=key)
     if autoencoder is not None:
         x = autoencoder.apply({"params": variables["autoencoder"]}, x * latent_scale,
                               method=Autoencoder.decode)
+    else:
+        x = (x - data_range[0]) / (data_range[1] - data_range[0])
     return jnp.clip(x, 0.0, 1.0)
 
 
@@ -162,14 +190,17 @@ def generate(model: DiffusionModel, n: int, labels=None, gamma: float = 1.0,
     """n images (n, 28, 28, 1) in [0, 1].
 
     labels: None (unconditional, or the null label) or (n,) ints; gamma: classifier-free
-    guidance scale (1 = conditional); sampler 'ddim' (`steps` steps, eta 0) or 'ddpm' (all T
-    steps, ancestral). Classifier guidance: `guide_fn(y)` returns grad_x log p(y | x_t, t)
-    (e.g. `guidance.classifier_grad`), scaled by `guide_scale`; pass the same guide_fn object
-    for every scale to reuse one compilation.
+    guidance scale (1 = conditional); sampler 'ddim' (`steps` steps, eta 0), 'ddpm' (all T
+    steps, ancestral) or 'dpm++' (DPM-Solver++(2M), `steps` network evaluations).
+    Classifier guidance: `guide_fn(y)` returns grad_x log p(y | x_t, t) (e.g.
+    `guidance.classifier_grad`), scaled by `guide_scale`; pass the same guide_fn object for
+    every scale to reuse one compilation.
     Batches of `batch_size` share one compiled sampler (the last one is padded).
     """
-    if sampler not in ("ddim", "ddpm"):
-        raise ValueError(f"sampler must be 'ddim' or 'ddpm', got {sampler!r}")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+    if sampler != "ddpm" and not (isinstance(steps, int) and 1 <= steps <= model.T):
+        raise ValueError(f"steps must be an integer in 1..{model.T}, got {steps!r}")
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     conditional = model.num_classes is not None
@@ -182,7 +213,8 @@ def generate(model: DiffusionModel, n: int, labels=None, gamma: float = 1.0,
         raise ValueError(f"labels must have shape ({n},), got {labels.shape}")
     b = min(batch_size, n)
     static = dict(unet=model.unet, autoencoder=model.autoencoder, shape=(b, *model.shape),
-                  T=model.T, schedule=model.schedule, sampler=sampler, steps=steps,
+                  T=model.T, schedule=model.schedule, prediction=model.prediction,
+                  data_range=tuple(model.data_range), sampler=sampler, steps=steps,
                   guided=conditional and gamma != 1.0, guide_fn=guide_fn)
     out = []
     for i, start in enumerate(range(0, n, b)):

@@ -17,6 +17,7 @@ import optax
 
 from jaxgen.diffusion.objective import make_loss
 from jaxgen.diffusion.pipeline import SCHEDULES, DiffusionModel
+from jaxgen.diffusion.resunet import ResUNet
 from jaxgen.diffusion.unet import UNet
 from jaxgen.train import TrainState, train
 
@@ -26,15 +27,15 @@ def ema_ready(step: int, decay: float) -> bool:
     return step >= 2 / (1 - decay)
 
 
-def sampling_variables(state: TrainState, decay: float | None) -> dict:
-    """The U-Net variables to sample with: the EMA params when `ema_ready`, else the params,
-    with the model state (BatchNorm statistics) when there is one."""
-    use_ema = decay is not None and ema_ready(int(state.step), decay)
+def sampling_variables(state: TrainState, decay: float | None, warmup: bool = False) -> dict:
+    """The U-Net variables to sample with: the EMA params when `ema_ready` (always, for an EMA
+    with warm-up), else the params, with the model state (BatchNorm statistics) if any."""
+    use_ema = decay is not None and (warmup or ema_ready(int(state.step), decay))
     return {"params": state.ema_params if use_ema else state.params, **(state.model_state or {})}
 
 
 def train_diffusion(
-    net: UNet,
+    net: UNet | ResUNet,
     x: np.ndarray,
     y: np.ndarray | None = None,
     *,
@@ -42,17 +43,29 @@ def train_diffusion(
     epochs: int,
     batch_size: int,
     lr: float = 1e-3,
+    lr_warmup: int = 0,
     ema_decay: float | None = 0.999,
     schedule: str = "linear",
     T: int = 1000,
     p_uncond: float = 0.0,
     per_example_dropout: bool = True,
+    prediction: str = "eps",
+    weighting: str = "uniform",
+    data_range: tuple[float, float] = (0.0, 1.0),
+    ema_warmup: bool = False,
     workdir: str | Path | None = None,
     resume: bool = False,
     desc: str = "diffusion",
 ) -> tuple[DiffusionModel, list[dict], TrainState]:
     """Train `net` to predict the noise of x_t ~ q(x_t | x_0) (the book's eps-MSE) on images
-    x (N, *shape) and, for a conditional net, labels y (N,), with Adam(lr) and a parameter EMA.
+    x (N, *shape) in [0, 1] and, for a conditional net, labels y (N,), with Adam(lr) and a
+    parameter EMA.
+
+    The recipe beyond the book: `prediction` 'v' or 'x0' (what the net outputs), `weighting`
+    'min-snr' (`jaxgen.diffusion.prediction`), `data_range` (-1, 1) (pixels rescaled from
+    [0, 1] before noising; samples are mapped back), `ema_warmup` (the EMA's decay rises with
+    the step count, so even a short run samples from its average), `lr_warmup` (steps of
+    linear learning-rate warm-up from 0).
 
     A BatchNorm net (`net.norm == 'batch'`) trains with its statistics passed through
     `jaxgen.train` as model state; a label-conditioned net drops labels to the null label with
@@ -67,16 +80,26 @@ def train_diffusion(
     if (y is None) != (net.num_classes is None):
         raise ValueError("y must be given exactly when the net is conditional (num_classes "
                          f"{net.num_classes})")
+    lo, hi = data_range
+    if not lo < hi:
+        raise ValueError(f"data_range must be (lo, hi) with lo < hi, got {data_range}")
     shape = tuple(np.shape(x)[1:])
+    if (lo, hi) != (0.0, 1.0):
+        x = (np.asarray(x, np.float32) * (hi - lo) + lo).astype(np.float32)
     k_init, k_train = jax.random.split(key)  # one key per use
     variables = jax.jit(net.init)(k_init, jnp.zeros((1, *shape)), jnp.ones((1,), jnp.int32))
     params = variables.pop("params")
     model_state = dict(variables) or None  # BatchNorm statistics, if any
     loss = make_loss(net, SCHEDULES[schedule](T), p_uncond=p_uncond,
-                     per_example_dropout=per_example_dropout)
-    state, hist = train(loss, params, optax.adam(lr), (x,) if y is None else (x, y), key=k_train,
+                     per_example_dropout=per_example_dropout, prediction=prediction,
+                     weighting=weighting)
+    rate = lr if lr_warmup == 0 else optax.join_schedules(
+        [optax.linear_schedule(0.0, lr, lr_warmup), optax.constant_schedule(lr)], [lr_warmup])
+    state, hist = train(loss, params, optax.adam(rate), (x,) if y is None else (x, y), key=k_train,
                         epochs=epochs, batch_size=batch_size, workdir=workdir, resume=resume,
-                        desc=desc, model_state=model_state, ema_decay=ema_decay, log_every=10)
-    model = DiffusionModel(net, {"unet": sampling_variables(state, ema_decay)}, shape, T=T,
-                           p_uncond=p_uncond, schedule=schedule)
+                        desc=desc, model_state=model_state, ema_decay=ema_decay,
+                        ema_warmup=ema_warmup, log_every=10)
+    model = DiffusionModel(net, {"unet": sampling_variables(state, ema_decay, ema_warmup)},
+                           shape, T=T, p_uncond=p_uncond, schedule=schedule,
+                           prediction=prediction, data_range=(float(lo), float(hi)))
     return model, hist, state

@@ -1,0 +1,104 @@
+"""A compute-efficient U-Net for small images (Ho et al. 2020 / Nichol & Dhariwal 2021 style):
+residual blocks with GroupNorm + SiLU, self-attention at the coarse resolutions, width and depth
+multipliers. NHWC; the same call signature as the book's `UNet`.
+
+    t -> sinusoidal(base) -> Dense(4 base) -> SiLU -> Dense(4 base) = emb (+ label embedding)
+    ResBlock(x, emb): h = conv3x3(SiLU(GN(x))) + Dense(SiLU(emb)); h = conv3x3(SiLU(GN(h)));
+                      return skip(x) + h                  (skip: 1x1 conv when channels change)
+    Attention(x):     x + proj(softmax(q k^T / sqrt(C)) v), q, k, v = 1x1 of GN(x)
+    28x28 -> conv3x3(base) -> [blocks(base * m_0)] -> down -> [blocks(base * m_1)] -> down -> ...
+          -> middle: ResBlock, Attention, ResBlock -> up path mirroring it with skip
+          concatenation -> SiLU(GN) -> conv3x3 (zero-initialised) -> prediction
+
+Each level has `depth` residual blocks (down) and `depth` + 1 (up, as in Ho et al.); attention
+follows every block at a resolution in `attention` (e.g. (7,) or (14, 7)).
+"""
+
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxgen.diffusion.unet import sinusoidal_embedding
+
+
+def _norm(x):
+    """GroupNorm with 8 groups (fewer when the channel count is not a multiple of 8)."""
+    return nn.GroupNorm(num_groups=math.gcd(8, x.shape[-1]))(x)
+
+
+class ResBlock(nn.Module):
+    features: int
+
+    @nn.compact
+    def __call__(self, x, emb):
+        h = nn.Conv(self.features, (3, 3))(nn.silu(_norm(x)))
+        h = h + nn.Dense(self.features)(nn.silu(emb))[:, None, None, :]
+        h = nn.Conv(self.features, (3, 3), kernel_init=nn.initializers.zeros)(nn.silu(_norm(h)))
+        skip = x if x.shape[-1] == self.features else nn.Conv(self.features, (1, 1))(x)
+        return skip + h
+
+
+class Attention(nn.Module):
+    """Single-head self-attention over the H x W positions, with a residual connection."""
+
+    @nn.compact
+    def __call__(self, x):
+        b, h, w, c = x.shape
+        q, k, v = jnp.split(nn.Dense(3 * c)(_norm(x)).reshape(b, h * w, 3 * c), 3, axis=-1)
+        weights = jax.nn.softmax(jnp.einsum("bqc,bkc->bqk", q, k) / jnp.sqrt(c), axis=-1)
+        out = jnp.einsum("bqk,bkc->bqc", weights, v).reshape(b, h, w, c)
+        return x + nn.Dense(c, kernel_init=nn.initializers.zeros)(out)
+
+
+class ResUNet(nn.Module):
+    """prediction(x_t, t [, y]): x (B, H, W, C) -> (B, H, W, C); t (B,) integer timesteps."""
+
+    base: int = 32  # channels at full resolution
+    mults: tuple[int, ...] = (1, 2, 2)  # channel multiplier per resolution (28, 14, 7)
+    depth: int = 1  # residual blocks per resolution on the way down
+    attention: tuple[int, ...] = (7,)  # resolutions (side length) with self-attention
+    num_classes: int | None = None  # None: unconditional; else labels 0..num_classes (= null)
+
+    @nn.compact
+    def __call__(self, x, t, y=None, train: bool = False):
+        del train  # no dropout or batch statistics
+        channels, dim = x.shape[-1], 4 * self.base
+        emb = sinusoidal_embedding(t, self.base)
+        emb = nn.Dense(dim)(nn.silu(nn.Dense(dim)(emb)))
+        if self.num_classes is not None:
+            if y is None:
+                y = jnp.full((x.shape[0],), self.num_classes)
+            emb = emb + nn.Embed(self.num_classes + 1, dim)(y)
+        elif y is not None:
+            raise ValueError("labels y were given to an unconditional ResUNet (num_classes=None)")
+
+        def blocks(h, features, n):
+            for _ in range(n):
+                h = ResBlock(features)(h, emb)
+                if h.shape[1] in self.attention:
+                    h = Attention()(h)
+            return h
+
+        h = nn.Conv(self.base, (3, 3))(x)
+        skips = [h]
+        for i, m in enumerate(self.mults):
+            for _ in range(self.depth):
+                h = blocks(h, self.base * m, 1)
+                skips.append(h)
+            if i < len(self.mults) - 1:
+                h = nn.Conv(h.shape[-1], (3, 3), strides=(2, 2))(h)
+                skips.append(h)
+        h = ResBlock(h.shape[-1])(h, emb)
+        h = Attention()(h)
+        h = ResBlock(h.shape[-1])(h, emb)
+        for i, m in reversed(list(enumerate(self.mults))):
+            for _ in range(self.depth + 1):
+                h = blocks(jnp.concatenate([h, skips.pop()], axis=-1), self.base * m, 1)
+            if i > 0:
+                b, hh, ww, c = h.shape
+                h = nn.Conv(c, (3, 3))(jax.image.resize(h, (b, 2 * hh, 2 * ww, c), "nearest"))
+        return nn.Conv(channels, (3, 3), kernel_init=nn.initializers.zeros)(nn.silu(_norm(h)))
