@@ -30,7 +30,7 @@ from pathlib import Path
 from jaxgen import config as config_lib
 from jaxgen.benchmarks import BENCHMARKS
 from jaxgen.experiments import EXPERIMENTS
-from jaxgen.train import TrainingDiverged
+from jaxgen.train import CheckpointError, TrainingDiverged
 
 SAMPLERS = ("ddim", "ddpm", "dpm++")  # jaxgen.diffusion.pipeline.SAMPLERS, without importing it
 
@@ -388,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"jaxgen: error: {e}", file=sys.stderr)
         return 2
-    except TrainingDiverged as e:
+    except (TrainingDiverged, CheckpointError) as e:
         print(f"jaxgen: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -13,6 +13,7 @@ uninterrupted run would have used.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import math
@@ -98,18 +99,78 @@ def _checkpoints(workdir: Path):
         options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
 
 
-def restore(workdir: str | Path, target: TrainState) -> TrainState | None:
-    """The latest checkpoint in `workdir`, in the structure of `target`; None if there is none."""
+class CheckpointError(RuntimeError):
+    """No intact checkpoint could be restored."""
+
+
+def digest(tree: Any) -> str:
+    """SHA-256 of every array leaf's dtype, shape and bytes, in tree order: what
+    `checksums.json` records for each saved step, so a flipped bit is detected on restore."""
+    h = hashlib.sha256()
+    for leaf in jax.tree_util.tree_leaves(tree):
+        a = np.asarray(jax.device_get(leaf))
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _read_checksums(workdir: Path) -> dict[str, str]:
+    try:
+        return json.loads((workdir / "checksums.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _record_checksum(workdir: Path, step: int, state: TrainState, kept: list[int]) -> None:
+    sums = {k: v for k, v in _read_checksums(workdir).items() if int(k) in kept}
+    sums[str(step)] = digest(state)
+    text = json.dumps(sums, indent=1).encode()
+    _atomic_write(workdir / "checksums.json", lambda f: f.write(text))
+
+
+def _restore_intact(manager, workdir: Path, target: TrainState, desc: str):
+    """The newest checkpoint that restores, matches its recorded checksum and is finite; the
+    ones above it are reported in one line each and removed (so new saves are not refused).
+    None when there are no checkpoints; CheckpointError when none is intact."""
     import orbax.checkpoint as ocp
 
+    steps = sorted(manager.all_steps(), reverse=True)
+    sums = _read_checksums(workdir)
+    bad = []
+    for step in steps:
+        try:  # a fresh manager each time: a failed restore leaves one confused
+            with _checkpoints(workdir) as attempt:
+                state = attempt.restore(step, args=ocp.args.StandardRestore(target))
+        except Exception as e:  # noqa: BLE001 - any unreadable checkpoint: try an older one
+            reason = f"unreadable ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
+        else:
+            if str(step) in sums and digest(state) != sums[str(step)]:
+                reason = "does not match its checksum in checksums.json"
+            elif not bool(_all_finite((state.params, state.opt_state))):
+                reason = "holds NaN/inf"
+            else:
+                for b in bad:
+                    shutil.rmtree(workdir / "checkpoints" / str(b), ignore_errors=True)
+                if bad:
+                    manager.reload()
+                return state
+        log.warning("%s: checkpoint %d %s; trying an older one", desc, step, reason)
+        bad.append(step)
+    if steps:
+        raise CheckpointError(f"{desc}: no intact checkpoint in {workdir / 'checkpoints'} "
+                              f"(tried steps {', '.join(map(str, steps))}); run without "
+                              f"--resume to start again")
+    return None
+
+
+def restore(workdir: str | Path, target: TrainState, desc: str = "restore") -> TrainState | None:
+    """The newest intact checkpoint in `workdir` (readable, matching its checksum, finite), in
+    the structure of `target`; None if there is none (see `_restore_intact`)."""
     workdir = Path(workdir)
     if not (workdir / "checkpoints").is_dir():
         return None
     with _checkpoints(workdir) as manager:
-        step = manager.latest_step()
-        if step is None:
-            return None
-        return manager.restore(step, args=ocp.args.StandardRestore(target))
+        return _restore_intact(manager, workdir, target, desc)
 
 
 def train(
@@ -154,6 +215,8 @@ def train(
     Raises:
       TrainingDiverged: the loss became NaN/inf (checked every `log_every` steps and at each
         epoch's end, before anything is saved).
+      CheckpointError: `resume` found checkpoints but none intact (each step's checksum is in
+        `workdir/checksums.json`; a damaged newest one falls back to the previous one).
     """
     import orbax.checkpoint as ocp
 
@@ -180,10 +243,13 @@ def train(
         if not resume:
             shutil.rmtree(workdir / "checkpoints", ignore_errors=True)
             metrics_path.unlink(missing_ok=True)
+            (workdir / "checksums.json").unlink(missing_ok=True)
         manager = _checkpoints(workdir)
-        if resume and manager.latest_step() is not None:
-            state = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(state))
-            log.info("%s: resumed from step %d", desc, int(state.step))
+        if resume:
+            restored = _restore_intact(manager, workdir, state, desc)
+            if restored is not None:
+                state = restored
+                log.info("%s: resumed from step %d", desc, int(state.step))
         if resume and metrics_path.exists():
             # keep only the epochs the restored state contains (none without a checkpoint), so
             # a line written after the last checkpoint is never counted twice
@@ -225,6 +291,7 @@ def train(
                     raise TrainingDiverged(f"{desc}: parameters became NaN/inf by step {done} "
                                            f"({kept})")
                 manager.save(done, args=ocp.args.StandardSave(state))
+                _record_checksum(workdir, done, state, [*manager.all_steps(), done])
     finally:
         bar.close()
         if manager is not None:

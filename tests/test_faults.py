@@ -103,3 +103,84 @@ def test_a_run_folder_is_locked_while_a_run_writes_it(tmp_path, capsys):
     lock.write_text(json.dumps({"pid": int(dead), "host": socket.gethostname()}))
     assert main(["run", "mle", "--out", str(tmp_path)]) == 0  # a stale lock is taken over
     assert (tmp_path / "metrics.json").exists() and not lock.exists()  # and released
+
+
+def _regression_run(workdir, epochs, resume=False):
+    """Adam on a least-squares fit, 4 steps an epoch, a checkpoint every epoch (2 kept)."""
+    x = np.linspace(-1, 1, 32, dtype=np.float32)[:, None]
+    y = 3.0 * x + 0.5
+
+    def loss(params, key, batch, model_state):
+        xb, yb = batch
+        return jnp.mean(jnp.square(xb * params["w"] + params["b"] - yb)), {}, model_state
+
+    return train(loss, {"w": jnp.zeros(()), "b": jnp.zeros(())}, optax.adam(0.1), (x, y),
+                 key=jax.random.key(0), epochs=epochs, batch_size=8, workdir=workdir,
+                 resume=resume)[0]
+
+
+def _truncate_the_array_files(step_dir):
+    """What a full disk or a kill mid-write leaves: the data files cut short."""
+    for p in step_dir.rglob("d/*"):
+        p.write_bytes(p.read_bytes()[:7])
+
+
+def _remove_the_manifest(step_dir):
+    for p in step_dir.rglob("manifest.ocdbt"):
+        p.unlink()
+
+
+def _flip_one_bit_of_the_params(step_dir):
+    """Rewrite the latest checkpoint with one parameter changed in its lowest bit (what a
+    flipped bit on disk does to a value), keeping it perfectly readable."""
+    import orbax.checkpoint as ocp
+
+    from jaxgen.train import _checkpoints
+
+    workdir = step_dir.parent.parent
+    target = init_state({"w": jnp.zeros(()), "b": jnp.zeros(())}, optax.adam(0.1))
+    step = int(step_dir.name)
+    with _checkpoints(workdir) as manager:
+        state = manager.restore(step, args=ocp.args.StandardRestore(target))
+    w = np.asarray(state.params["w"]).view(np.int32) ^ 1
+    state = state._replace(params={**state.params, "w": jnp.asarray(w.view(np.float32))})
+    import shutil
+    shutil.rmtree(step_dir)
+    with _checkpoints(workdir) as manager:
+        manager.save(step, args=ocp.args.StandardSave(state))
+        manager.wait_until_finished()
+
+
+@pytest.mark.parametrize("damage", [_truncate_the_array_files, _remove_the_manifest,
+                                    _flip_one_bit_of_the_params])
+def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, damage, caplog):
+    full = _regression_run(tmp_path / "full", epochs=4)
+    _regression_run(tmp_path / "cut", epochs=3)  # checkpoints at steps 8 and 12
+    damage(tmp_path / "cut" / "checkpoints" / "12")
+    with caplog.at_level(logging.WARNING, logger="jaxgen"):
+        resumed = _regression_run(tmp_path / "cut", epochs=4, resume=True)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "checkpoint 12" in warnings[0], warnings
+    assert "\n" not in warnings[0]
+    # resumed from step 8: the same final parameters as the uninterrupted run
+    for a, b in zip(jax.tree_util.tree_leaves(full.params),
+                    jax.tree_util.tree_leaves(resumed.params), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_an_empty_step_folder_is_skipped(tmp_path):
+    full = _regression_run(tmp_path / "full", epochs=4)
+    _regression_run(tmp_path / "cut", epochs=3)
+    (tmp_path / "cut" / "checkpoints" / "999").mkdir()
+    resumed = _regression_run(tmp_path / "cut", epochs=4, resume=True)
+    np.testing.assert_array_equal(full.params["w"], resumed.params["w"])
+
+
+def test_no_intact_checkpoint_is_one_clear_error(tmp_path):
+    from jaxgen.train import CheckpointError
+
+    _regression_run(tmp_path, epochs=2)
+    for step in (4, 8):
+        _remove_the_manifest(tmp_path / "checkpoints" / str(step))
+    with pytest.raises(CheckpointError, match=r"no intact checkpoint .* \(tried steps 8, 4\)"):
+        _regression_run(tmp_path, epochs=3, resume=True)
