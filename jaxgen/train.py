@@ -141,7 +141,7 @@ def _restore_intact(manager, workdir: Path, target: TrainState, desc: str):
         try:  # a fresh manager each time: a failed restore leaves one confused
             with _checkpoints(workdir) as attempt:
                 state = attempt.restore(step, args=ocp.args.StandardRestore(target))
-        except Exception as e:  # noqa: BLE001 - any unreadable checkpoint: try an older one
+        except Exception as e:
             reason = f"unreadable ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
         else:
             if str(step) in sums and digest(state) != sums[str(step)]:

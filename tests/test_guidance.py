@@ -204,8 +204,8 @@ def test_sample_cli_writes_a_grid(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-TINY_RUN = ["widths=4,8", "base=4", "mults=1,2", "epochs=1", "batch_size=32", "ema_decay=0.9", "n_samples=20",
-            "steps=2", "train_size=64"]
+TINY_RUN = ["widths=4,8", "base=4", "mults=1,2", "epochs=1", "batch_size=32", "ema_decay=0.9",
+            "n_samples=20", "steps=2", "train_size=64"]
 
 
 @pytest.mark.parametrize("name,extra,sweep_key", [
