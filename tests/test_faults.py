@@ -184,3 +184,75 @@ def test_no_intact_checkpoint_is_one_clear_error(tmp_path):
         _remove_the_manifest(tmp_path / "checkpoints" / str(step))
     with pytest.raises(CheckpointError, match=r"no intact checkpoint .* \(tried steps 8, 4\)"):
         _regression_run(tmp_path, epochs=3, resume=True)
+
+
+def _two_saved_models(tmp_path):
+    """A conditional and an unconditional tiny U-Net saved into tmp_path/cond and /uncond."""
+    from jaxgen import diffusion
+    from jaxgen.diffusion import pipeline
+
+    for name, classes in (("cond", 10), ("uncond", None)):
+        net = diffusion.UNet(widths=(4, 8), norm="group", num_classes=classes)
+        v = net.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)), jnp.ones((1,), jnp.int32))
+        pipeline.save(tmp_path / name, pipeline.DiffusionModel(net, {"unet": v}, (28, 28, 1),
+                                                               p_uncond=0.1 if classes else 0.0))
+    return tmp_path / "cond", tmp_path / "uncond"
+
+
+def _sample_error(folder, capsys):
+    from jaxgen.cli import main
+
+    assert main(["sample", str(folder), "--n", "2", "--steps", "2",
+                 "--out", str(folder / "s.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert not (folder / "s.png").exists()
+    return err[0]
+
+
+def test_sample_refuses_a_msgpack_from_another_model(tmp_path, capsys):
+    cond, uncond = _two_saved_models(tmp_path)
+    (uncond / "model.msgpack").write_bytes((cond / "model.msgpack").read_bytes())
+    assert "model.msgpack: its SHA-256 does not match" in _sample_error(uncond, capsys)
+    # without the checksum (a file from before it), the shapes still catch it
+    cfg = json.loads((uncond / "model.json").read_text())
+    del cfg["msgpack_sha256"], cfg["sha256"]
+    (uncond / "model.json").write_text(json.dumps(cfg))
+    assert "model.msgpack: holds unet/params/Embed_0" in _sample_error(uncond, capsys)
+
+
+def test_sample_refuses_a_flipped_byte_in_the_weights(tmp_path, capsys):
+    cond, _ = _two_saved_models(tmp_path)
+    data = bytearray((cond / "model.msgpack").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (cond / "model.msgpack").write_bytes(bytes(data))
+    assert "model.msgpack: its SHA-256 does not match" in _sample_error(cond, capsys)
+
+
+@pytest.mark.parametrize("field,value", [("T", 10), ("p_uncond", -1), ("schedule", "cosine")])
+def test_sample_refuses_an_edited_model_json(tmp_path, capsys, field, value):
+    cond, _ = _two_saved_models(tmp_path)
+    cfg = json.loads((cond / "model.json").read_text())
+    cfg[field] = value
+    (cond / "model.json").write_text(json.dumps(cfg))
+    assert "model.json: its fields do not match their sha256" in _sample_error(cond, capsys)
+    # and with the checksum removed, an impossible value is still named
+    if field != "schedule":
+        del cfg["sha256"]
+        cfg["T"] = 0 if field == "T" else cfg["T"]
+        (cond / "model.json").write_text(json.dumps(cfg))
+        assert f"model.json: {field} must be" in _sample_error(cond, capsys)
+
+
+def test_a_shape_mismatch_names_the_array(tmp_path):
+    from jaxgen import diffusion
+    from jaxgen.diffusion import pipeline
+
+    cond, _ = _two_saved_models(tmp_path)
+    cfg = json.loads((cond / "model.json").read_text())
+    del cfg["msgpack_sha256"], cfg["sha256"]
+    cfg["unet"]["time_dim"] = 50  # the saved arrays were built for 100
+    (cond / "model.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match=r"model\.msgpack: .* has shape"):
+        pipeline.load(cond)
+    assert diffusion  # the module imported above is the one pipeline uses

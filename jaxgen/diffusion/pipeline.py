@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import flax.serialization
+import flax.traverse_util
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -55,6 +57,10 @@ class DiffusionModel:
             raise ValueError(f"schedule must be one of {tuple(SCHEDULES)}, got {self.schedule!r}")
         if self.prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {PREDICTIONS}, got {self.prediction!r}")
+        if not isinstance(self.T, int) or self.T < 1:
+            raise ValueError(f"T must be an integer >= 1, got {self.T!r}")
+        if not 0.0 <= self.p_uncond <= 1.0:
+            raise ValueError(f"p_uncond must be in [0, 1], got {self.p_uncond!r}")
         lo, hi = self.data_range
         if not lo < hi:
             raise ValueError(f"data_range must be (lo, hi) with lo < hi, got {self.data_range}")
@@ -98,8 +104,35 @@ def save(directory: str | Path, model: DiffusionModel) -> Path:
     directory = Path(directory)
     data = flax.serialization.to_bytes(model.variables)
     _atomic_write(directory / "model.msgpack", lambda f: f.write(data))
-    write_json(directory / "model.json", _config(model))
+    cfg = {**_config(model), "msgpack_sha256": hashlib.sha256(data).hexdigest()}
+    write_json(directory / "model.json", {**cfg, "sha256": _config_digest(cfg)})
     return directory
+
+
+def _config_digest(cfg: dict) -> str:
+    """SHA-256 of model.json's fields (all but "sha256" itself), canonically serialised."""
+    body = {k: v for k, v in cfg.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _check_variables(data: bytes, template, path: Path) -> None:
+    """The arrays in `data` (msgpack) are exactly those the declared network has, by name and
+    shape; raises ValueError naming the first that is missing, extra or misshapen."""
+    want = flax.traverse_util.flatten_dict(flax.serialization.to_state_dict(template), sep="/")
+    try:
+        got = flax.traverse_util.flatten_dict(flax.serialization.msgpack_restore(data), sep="/")
+    except Exception as e:
+        raise ValueError(f"{path}: not a msgpack file of network variables "
+                         f"({type(e).__name__})") from e
+    for name in sorted(set(got) - set(want)):
+        raise ValueError(f"{path}: holds {name}, which the network in model.json does not have "
+                         f"(the two files are from different models)")
+    for name, spec in want.items():
+        a = got.get(name)
+        if a is None or np.shape(a) != spec.shape:
+            raise ValueError(f"{path}: {name} has shape "
+                             f"{None if a is None else np.shape(a)}, but model.json's network "
+                             f"needs {spec.shape} (the two files are from different models)")
 
 
 def _templates(unet: UNet | ResUNet, shape, ae: Autoencoder | None) -> dict:
@@ -118,17 +151,35 @@ def load(directory: str | Path) -> DiffusionModel:
     if not (directory / "model.json").is_file() or not (directory / "model.msgpack").is_file():
         raise ValueError(f"checkpoint must be a folder with model.json and model.msgpack (the "
                          f"output of `jaxgen run ddpm|conditional|cfg|...`), got {directory}")
-    cfg = json.loads((directory / "model.json").read_text())
-    unet = _net_from_config(cfg["unet"])
-    ae = None if cfg["autoencoder"] is None else Autoencoder(**cfg["autoencoder"])
-    shape = tuple(cfg["shape"])
-    variables = flax.serialization.from_bytes(_templates(unet, shape, ae),
-                                              (directory / "model.msgpack").read_bytes())
-    # model.json files written before schedules were recorded hold linear-schedule eps models
-    return DiffusionModel(unet, variables, shape, cfg["T"], cfg["p_uncond"], ae,
-                          cfg["latent_scale"], cfg.get("schedule", "linear"),
-                          cfg.get("prediction", "eps"),
-                          tuple(cfg.get("data_range", (0.0, 1.0))))
+    json_path, msgpack_path = directory / "model.json", directory / "model.msgpack"
+    data = msgpack_path.read_bytes()
+    try:
+        cfg = json.loads(json_path.read_text())
+        if "sha256" in cfg and _config_digest(cfg) != cfg["sha256"]:
+            raise ValueError(f"{json_path}: its fields do not match their sha256 (edited or "
+                             f"damaged; a model samples only as it was trained)")
+        expected = cfg.get("msgpack_sha256")  # absent in files written before checksums
+        if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+            raise ValueError(f"{msgpack_path}: its SHA-256 does not match model.json's "
+                             f"msgpack_sha256 (damaged, or from another run)")
+        unet = _net_from_config(cfg["unet"])
+        ae = None if cfg["autoencoder"] is None else Autoencoder(**cfg["autoencoder"])
+        shape = tuple(cfg["shape"])
+        template = _templates(unet, shape, ae)
+        _check_variables(data, template, msgpack_path)
+        variables = flax.serialization.from_bytes(template, data)
+        try:  # model.json files written before schedules were recorded: linear eps models
+            return DiffusionModel(unet, variables, shape, cfg["T"], cfg["p_uncond"], ae,
+                                  cfg["latent_scale"], cfg.get("schedule", "linear"),
+                                  cfg.get("prediction", "eps"),
+                                  tuple(cfg.get("data_range", (0.0, 1.0))))
+        except ValueError as e:
+            raise ValueError(f"{json_path}: {e}") from e
+    except KeyError as e:
+        raise ValueError(f"{json_path}: field {e} is missing") from e
+    except (TypeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{json_path}: not a model description written by jaxgen "
+                         f"({str(e).splitlines()[0][:160]})") from e
 
 
 def check_request(model: DiffusionModel, labels, gamma: float) -> None:
