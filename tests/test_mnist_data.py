@@ -5,7 +5,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxgen.data import batch_indices, batches, load_mnist
+from jaxgen.data import batch_indices, batches, load_mnist, mnist
 
 OFFICIAL_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
@@ -64,6 +64,7 @@ def test_tfds_path_with_mock_data(tmp_path, monkeypatch):
     temp = tmp_path / "temp"
     temp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    monkeypatch.setattr(mnist, "_reachable", lambda host: True)  # mock_data needs no network
     with tfds.testing.mock_data(num_examples=24):
         data = load_mnist("train", source="tfds")
     assert list(temp.iterdir()) == []  # whatever tfds put in the temp folder is removed
@@ -91,3 +92,16 @@ def test_batches_shuffle_by_key_and_drop_the_last_partial_batch():
     np.testing.assert_array_equal(got[0], x[a[3]])
     with pytest.raises(ValueError, match="batch_size"):
         batch_indices(5, 10, key=jax.random.key(0))
+
+
+def test_tfds_offline_fails_in_seconds_with_one_line(tmp_path, monkeypatch):
+    """Offline, tfds itself retried DNS for ~200 s and raised a raw ConnectionError."""
+    import time
+
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    monkeypatch.setattr(mnist, "TFDS_HOST", "jaxgen-no-such-host.invalid")
+    t0 = time.perf_counter()
+    with pytest.raises(mnist.DataUnavailable, match="source='bundled'") as err:
+        load_mnist("test", source="tfds")
+    assert time.perf_counter() - t0 < 15 and "\n" not in str(err.value)
+    assert not (tmp_path / "tfds").exists()  # nothing half-downloaded is left

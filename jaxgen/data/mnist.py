@@ -11,7 +11,9 @@ import contextlib
 import gzip
 import logging
 import os
+import socket
 import tempfile
+import threading
 from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
@@ -82,6 +84,31 @@ def _tfds(split: str, data_dir: str | None, download: bool) -> MNIST:
     return MNIST(images.reshape(-1, 28, 28, 1), labels, "tfds")
 
 
+TFDS_HOST = "storage.googleapis.com"  # where tfds downloads MNIST from
+
+
+def _reachable(host: str, port: int = 443, timeout: float = 5.0) -> bool:
+    """Whether a TCP connection to host:port opens within `timeout` seconds, DNS included (a
+    resolver that cannot answer is given up on after `timeout`, not its own minutes)."""
+    result: list[bool] = []
+
+    def probe():
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
+
+
+class DataUnavailable(RuntimeError):
+    """MNIST cannot be had from the asked source on this machine."""
+
+
 _said: set[str] = set()
 
 
@@ -115,6 +142,12 @@ def load_mnist(split: str = "train", source: str = "bundled",
             raise ValueError("split 'train-5k' is bundled with jaxgen only; use source='bundled'")
         return _bundled(split)
     if source == "tfds":
+        if not _tfds_prepared(data_dir) and not _reachable(TFDS_HOST):
+            raise DataUnavailable(
+                f"source='tfds': no prepared MNIST under "
+                f"{data_dir or '$TFDS_DATA_DIR or ~/tensorflow_datasets'} and {TFDS_HOST} is "
+                f"unreachable (offline?); use source='bundled' (the default: the official files "
+                f"ship with jaxgen) or prepare tfds data on a machine with a network")
         return _tfds(split, data_dir, download=True)
     if not _tfds_prepared(data_dir):
         _log_fallback_once(f"MNIST: no prepared tfds data under "
