@@ -71,12 +71,13 @@ class DiffusionConfig:
 
 # the CPU recipe the quick pixel-space models share, so that their numbers compare: a ResNet
 # U-Net (32-64-64, attention at 7x7, 1.1M parameters), v-prediction with min-SNR-5 weighting,
-# the cosine schedule, pixels in [-1, 1], an EMA with warm-up, 3 epochs of the 60,000 digits in
-# batches of 128 (1,404 steps), judged with DPM-Solver++(2M) at 20 steps
+# the cosine schedule, pixels in [-1, 1], an EMA with warm-up, 2 epochs of the 60,000 digits in
+# batches of 64 (1,874 steps, ~0.8 s each on 2 Xeon cores), judged on 2,000 samples of
+# DPM-Solver++(2M) at 20 steps
 QUICK = dict(arch="resunet", base=32, mults=(1, 2, 2), depth=1, attention=(7,),
              prediction="v", weighting="min-snr", data_range=(-1.0, 1.0), schedule="cosine",
-             ema_warmup=True, ema_decay=0.999, lr=2e-3, lr_warmup=100, epochs=3,
-             batch_size=128, sampler="dpm++", steps=20, n_samples=2000)
+             ema_warmup=True, ema_decay=0.995, lr=2e-3, lr_warmup=100, epochs=2,
+             batch_size=64, sampler="dpm++", steps=20, n_samples=2000)
 
 
 def make_net(cfg: DiffusionConfig, num_classes: int | None = None, norm: str = "group"):
