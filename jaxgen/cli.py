@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import errno
 import importlib
 import inspect
 import json
@@ -61,6 +62,26 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
+MAX_SEED = 2**32 - 1
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _seed(text: str) -> int:
+    """argparse type of --seed: an integer in 0..2^32 - 1."""
+    if text.strip().isascii() and text.strip().lstrip("-").isdecimal():
+        value = int(text)
+        if 0 <= value <= MAX_SEED:
+            return value
+    raise argparse.ArgumentTypeError(f"must be an integer in 0..{MAX_SEED}, got {text!r}")
+
+
+def _path(text: str) -> Path:
+    """argparse type of --out: a non-empty path."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return Path(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="jaxgen", description="Generative models from first principles, in JAX.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -69,8 +90,8 @@ def _parser() -> argparse.ArgumentParser:
                                     "form)")
     r.add_argument("name", help="experiment name from `jaxgen list`, or 'all'")
     _config_arguments(r)
-    r.add_argument("--out", type=Path, help="output directory (default runs/NAME)")
-    r.add_argument("--seed", type=int, help="seed for jax.random (same as --set seed=N)")
+    r.add_argument("--out", type=_path, help="output directory (default runs/NAME)")
+    r.add_argument("--seed", type=_seed, help="seed for jax.random (same as --set seed=N)")
     r.add_argument("--resume", action="store_true",
                    help="continue training from the latest checkpoint under --out")
     r.add_argument("--devices", default="1",
@@ -83,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="run a benchmark (default: all) and print a table")
     b.add_argument("name", nargs="?", default="all", help="benchmark name or 'all'")
     b.add_argument("--quick", action="store_true", help="small sizes, a smoke test")
-    b.add_argument("--out", type=Path, default=Path("runs/bench"),
+    b.add_argument("--out", type=_path, default=Path("runs/bench"),
                    help="directory for the JSON results (default runs/bench)")
     s = sub.add_parser("sample", help="sample a grid from a trained diffusion model")
     s.add_argument("checkpoint", type=Path,
@@ -99,8 +120,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--sampler", choices=SAMPLERS, default="ddim",
                    help="ddim (--steps steps), ddpm (ancestral, all T steps) or dpm++ "
                         "(DPM-Solver++(2M), --steps steps; 10-20 suffice)")
-    s.add_argument("--seed", type=int, default=0, help="seed for jax.random (default 0)")
-    s.add_argument("--out", type=Path, default=Path("samples.png"),
+    s.add_argument("--seed", type=_seed, default=0, help="seed for jax.random (default 0)")
+    s.add_argument("--out", type=_path, default=Path("samples.png"),
                    help="PNG to write (default samples.png)")
     return p
 
@@ -132,6 +153,8 @@ def resolve_config(name: str, preset: str | None = None, overrides=(), seed: int
         raise UsageError(str(e)) from e
     if seed is not None:
         cfg = dataclasses.replace(cfg, seed=seed)
+    if not 0 <= cfg.seed <= MAX_SEED:
+        raise UsageError(f"--set seed: expected an int in 0..{MAX_SEED}, got {cfg.seed}")
     return preset, cfg
 
 
@@ -162,6 +185,7 @@ def _cmd_sample(args) -> None:
         raise UsageError(f"--n must be >= 1, got {args.n}")
     if args.out.suffix.lower() != ".png":
         raise UsageError(f"--out must be a .png file, got {args.out}")
+    _out_dir(args.out.parent)  # a file in the way or a read-only folder: said before sampling
     try:
         model = pipeline.load(args.checkpoint)
         labels = None
@@ -190,12 +214,17 @@ def _cmd_sample(args) -> None:
 
 
 def _out_dir(path: Path) -> Path:
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"--out {path} exists and is not a directory")
+    """`path` as a writable directory (created if missing), or one UsageError line saying why
+    not, before any work is done."""
+    for parent in [path, *path.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise UsageError(f"--out {path}: {parent} exists and is not a directory")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"--out {path}: cannot create directory ({e.strerror})") from e
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {path}: directory is not writable")
     return path
 
 
@@ -309,7 +338,8 @@ def _cmd_run(args) -> None:
         jax.distributed.initialize()  # coordinator, process count and id from the environment
     if args.devices == "all":
         devices = jax.device_count()
-    elif args.devices.isdigit() and 1 <= int(args.devices) <= jax.device_count():
+    elif (args.devices.isascii() and args.devices.isdecimal()
+          and 1 <= int(args.devices) <= jax.device_count()):
         devices = int(args.devices)
     else:
         raise UsageError(f"--devices must be 'all' or an int in 1..{jax.device_count()} (the "
@@ -360,8 +390,9 @@ def format_table(rows: list[dict]) -> str:
 def _cmd_bench(args) -> None:
     from jaxgen.io import write_json
 
+    names = _pick(args.name, BENCHMARKS, "benchmark")  # before anything is created
     out = _out_dir(args.out)
-    for name in _pick(args.name, BENCHMARKS, "benchmark"):
+    for name in names:
         module = importlib.import_module(f"jaxgen.benchmarks.{BENCHMARKS[name][0]}")
         takes_out = "out" in inspect.signature(module.run).parameters  # benchmarks with plots
         result = module.run(quick=args.quick, **({"out": out} if takes_out else {}))
@@ -390,6 +421,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (TrainingDiverged, CheckpointError) as e:
         print(f"jaxgen: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        if e.errno not in DISK_ERRORS:
+            raise
+        # a full disk, a read-only or forbidden path: one line; writes are atomic, so nothing
+        # half-written is left behind
+        where = e.filename or "an output file"
+        print(f"jaxgen: error: {where}: {e.strerror or os.strerror(e.errno)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("jaxgen: interrupted", file=sys.stderr)

@@ -256,3 +256,92 @@ def test_a_shape_mismatch_names_the_array(tmp_path):
     with pytest.raises(ValueError, match=r"model\.msgpack: .* has shape"):
         pipeline.load(cond)
     assert diffusion  # the module imported above is the one pipeline uses
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["run", "mle", "--out", ""], "--out: must not be empty"),
+    (["run", "mle", "--seed", "99999999999999999999999"], "--seed: must be an integer in"),
+    (["run", "mle", "--set", "seed=-3"], "--set seed: expected an int in 0..4294967295"),
+    (["run", "mle", "--devices", "²"], "--devices must be 'all' or an int"),
+    (["sample", "nowhere", "--seed", "-1"], "--seed: must be an integer in"),
+])
+def test_bad_arguments_are_one_line_before_any_work(argv, msg, capsys, tmp_path, monkeypatch):
+    from jaxgen.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and msg in err[0], err
+    assert list(tmp_path.iterdir()) == []  # nothing written, not even a folder
+
+
+def test_bench_of_an_unknown_name_creates_nothing(capsys, tmp_path, monkeypatch):
+    from jaxgen.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "nosuch"]) == 2
+    assert "unknown benchmark 'nosuch'" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_sample_into_a_path_under_a_file_is_refused_before_sampling(tmp_path, capsys):
+    from jaxgen.cli import main
+
+    cond, _ = _two_saved_models(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    assert main(["sample", str(cond), "--out", str(tmp_path / "afile" / "s.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "afile exists and is not a directory" in err[0]
+
+
+def test_a_read_only_out_is_refused_before_the_work(tmp_path, capsys):
+    import os
+
+    from jaxgen.cli import main
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        assert main(["run", "mle", "--out", str(ro / "x")]) == 2
+        assert "cannot create directory" in capsys.readouterr().err
+    finally:
+        ro.chmod(0o755)
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_half_written_file(tmp_path, capsys, monkeypatch):
+    """ENOSPC half-way through writing the run's first file: one line saying so, exit 1, and
+    no temporary or partial output is left."""
+    import errno
+    import os
+
+    from jaxgen import io
+    from jaxgen.cli import main
+
+    real_fdopen = os.fdopen
+
+    class FullDisk:
+        def __init__(self, f, path):
+            self.f, self.path = f, path
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device", self.path)
+
+    def fdopen(fd, mode="r", *args, **kwargs):
+        f = real_fdopen(fd, mode, *args, **kwargs)
+        return FullDisk(f, "config.json") if "w" in mode else f
+
+    monkeypatch.setattr(io.os, "fdopen", fdopen)
+    assert main(["run", "mle", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("jaxgen: error:") and "No space left on device" in err[-1]
+    assert not list(tmp_path.glob(".*.tmp")) and not (tmp_path / "metrics.json").exists()
