@@ -96,7 +96,10 @@ def _checkpoints(workdir: Path):
 
     return ocp.CheckpointManager(
         (workdir / "checkpoints").resolve(),
-        options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+        # cleanup_tmp_directories: a save cut short by a kill leaves a `*-tmp-*` folder; the
+        # next manager on this folder removes it
+        options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True,
+                                             cleanup_tmp_directories=True))
 
 
 class CheckpointError(RuntimeError):

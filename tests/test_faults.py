@@ -345,3 +345,13 @@ def test_a_full_disk_is_one_line_and_leaves_no_half_written_file(tmp_path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("jaxgen: error:") and "No space left on device" in err[-1]
     assert not list(tmp_path.glob(".*.tmp")) and not (tmp_path / "metrics.json").exists()
+
+
+def test_a_save_cut_short_leaves_no_tmp_folder_after_the_next_run(tmp_path):
+    _regression_run(tmp_path, epochs=2)
+    stale = tmp_path / "checkpoints" / "12.orbax-checkpoint-tmp-1234567"
+    stale.mkdir()
+    (stale / "partial").write_bytes(b"\0" * 10)
+    _regression_run(tmp_path, epochs=3, resume=True)
+    assert not stale.exists()
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["12", "8"]
