@@ -8,6 +8,10 @@ state (BatchNorm statistics) updated, or `None` passed through for a model witho
 Step s uses the key `fold_in(key, s)` and epoch e shuffles with `fold_in(data_key, e)`, so a
 run resumed from a checkpoint at step s continues with exactly the batches and noise an
 uninterrupted run would have used.
+
+Many seeds as one program: with `replicas=K`, params (and model state) carry a leading axis of
+K and `key` is K keys; ONE jitted `vmap` of the same step trains the K replicas, each with its
+own initialisation, data order and noise, so replica i reproduces a single run with key i.
 """
 
 from __future__ import annotations
@@ -60,16 +64,17 @@ def init_state(params: Any, optimizer: optax.GradientTransformation, model_state
 
 @functools.lru_cache(maxsize=32)  # the same loss and optimizer reuse one compiled step
 def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation,
-                    ema_decay: float | None = None, ema_warmup: bool = False):
+                    ema_decay: float | None = None, ema_warmup: bool = False,
+                    replicated: bool = False):
     """The jitted update `step(state, key, batch) -> (state, metrics)`; metrics include 'loss'.
 
     The loss takes and returns `state.model_state` (None for a model without state). With
     `ema_decay`, `state.ema_params` <- decay * ema_params + (1 - decay) * params each step;
     with `ema_warmup`, decay = min(ema_decay, (1 + n) / (10 + n)) after n updates, so the
     average forgets the initial weights within tens of steps and is usable in a short run.
+    With `replicated`, every argument and result has a leading replica axis (one `vmap`).
     """
 
-    @jax.jit
     def step(state: TrainState, key: jax.Array, batch: tuple) -> tuple[TrainState, dict]:
         def objective(params):
             loss, metrics, model_state = loss_fn(params, key, batch, state.model_state)
@@ -88,7 +93,7 @@ def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation,
         new = TrainState(state.step + 1, params, opt_state, model_state, ema)
         return new, {"loss": loss, **metrics}
 
-    return step
+    return jax.jit(jax.vmap(step) if replicated else step)
 
 
 def _checkpoints(workdir: Path):
@@ -194,6 +199,7 @@ def train(
     ema_decay: float | None = None,
     ema_warmup: bool = False,
     devices: int | None = None,
+    replicas: int | None = None,
 ) -> tuple[TrainState, list[dict]]:
     """Train `params` on `data` (arrays sharing their leading N) for `epochs` epochs.
 
@@ -212,6 +218,8 @@ def train(
         `jaxgen.parallel.use_devices(n)` says). The batch is sharded over a 'data'
         mesh axis and the state replicated (`jaxgen.parallel`); batch_size must be divisible
         by it. Checkpoints restore onto any device count.
+      replicas: train K replicas at once (see the module docstring): params and model_state
+        have a leading axis of K, `key` has shape (K,); history values are lists of K.
     Returns:
       (state, history): the final `TrainState` (`.params`, `.model_state`, `.ema_params`) and
       one dict of mean metrics per epoch.
@@ -231,12 +239,27 @@ def train(
     if batch_size % mesh.size:
         raise ValueError(f"batch_size {batch_size} must be divisible by the number of devices "
                          f"{mesh.size}")
+    if not isinstance(epochs, int) or epochs < 0:
+        raise ValueError(f"epochs must be an integer >= 0, got {epochs!r}")
     total = epochs * steps_per_epoch
     checkpoint_every = checkpoint_every or steps_per_epoch
-    data_key, step_key = jax.random.split(key)
-    step_fn = make_train_step(loss_fn, optimizer, ema_decay, ema_warmup)
-    state = parallel.replicate(init_state(params, optimizer, model_state,
-                                          ema=ema_decay is not None), mesh)
+    if replicas is None:
+        data_key, step_key = jax.random.split(key)
+        data_keys = [data_key]
+        state = init_state(params, optimizer, model_state, ema=ema_decay is not None)
+    else:
+        if mesh.size != 1:
+            raise ValueError(f"replicas train on one device; got devices={mesh.size}")
+        if jnp.shape(key) != (replicas,):
+            raise ValueError(f"key must hold one key per replica, shape ({replicas},), got "
+                             f"{jnp.shape(key)}")
+        keys = jax.vmap(jax.random.split)(key)
+        data_keys, step_key = list(keys[:, 0]), keys[:, 1]
+        state = jax.vmap(lambda p, ms: init_state(p, optimizer, ms, ema=ema_decay is not None))(
+            params, model_state)
+    step_fn = make_train_step(loss_fn, optimizer, ema_decay, ema_warmup, replicas is not None)
+    state = parallel.replicate(state, mesh)
+    fold = jax.vmap(jax.random.fold_in, in_axes=(0, None)) if replicas else jax.random.fold_in
 
     manager, metrics_path, history = None, None, []
     if workdir is not None:
@@ -252,31 +275,35 @@ def train(
             restored = _restore_intact(manager, workdir, state, desc)
             if restored is not None:
                 state = restored
-                log.info("%s: resumed from step %d", desc, int(state.step))
+                log.info("%s: resumed from step %d", desc, _step(state))
         if resume and metrics_path.exists():
             # keep only the epochs the restored state contains (none without a checkpoint), so
             # a line written after the last checkpoint is never counted twice
-            history = [h for h in _read_metrics(metrics_path, desc) if h["step"] <= int(state.step)]
+            history = [h for h in _read_metrics(metrics_path, desc) if h["step"] <= _step(state)]
             text = "".join(json.dumps(h) + "\n" for h in history).encode()
             _atomic_write(metrics_path, lambda f: f.write(text))
 
-    start = int(state.step)
+    start = _step(state)
     bar = tqdm(total=total, initial=start, desc=desc, unit="step", leave=False)
     pending: list[dict] = []
     epoch_start = time.perf_counter()
     try:
         for s in range(start, total):
             epoch, i = divmod(s, steps_per_epoch)
-            if i == 0 or s == start:
-                idx = batch_indices(n, batch_size, key=jax.random.fold_in(data_key, epoch))
-            batch = parallel.shard_batch(tuple(a[idx[i]] for a in data), mesh)
-            state, metrics = step_fn(state, jax.random.fold_in(step_key, s), batch)
+            if i == 0 or s == start:  # each replica shuffles with its own key
+                idx = [batch_indices(n, batch_size, key=jax.random.fold_in(k, epoch))
+                       for k in data_keys]
+            if replicas is None:
+                batch = parallel.shard_batch(tuple(a[idx[0][i]] for a in data), mesh)
+            else:
+                batch = tuple(np.stack([a[ix[i]] for ix in idx]) for a in data)
+            state, metrics = step_fn(state, fold(step_key, s), batch)
             pending.append(metrics)
             done = s + 1
             end_of_epoch = done % steps_per_epoch == 0
             if done % log_every == 0 or end_of_epoch or done == total:
                 means = _mean_finite(pending, desc, done, manager)  # running epoch means
-                bar.set_postfix(loss=f"{means['loss']:.4f}")
+                bar.set_postfix(loss=f"{np.mean(means['loss']):.4f}")
             bar.update()
             if end_of_epoch:
                 row = {"epoch": epoch + 1, "step": done, **means,
@@ -327,9 +354,17 @@ def _read_metrics(path: Path, desc: str) -> list[dict]:
     return rows
 
 
+def _step(state: TrainState) -> int:
+    """The step count (the same in every replica)."""
+    return int(np.max(jax.device_get(state.step)))
+
+
 def _mean_finite(pending: list[dict], desc: str, step: int, manager) -> dict:
-    means = {k: float(np.mean([float(m[k]) for m in pending])) for k in pending[0]}
-    if not all(math.isfinite(v) for v in means.values()):
+    """Each metric's mean over the pending steps: a float, or a list of one per replica."""
+    stacked = {k: np.stack([np.asarray(m[k], np.float64) for m in pending]) for k in pending[0]}
+    means = {k: (float(v.mean()) if v.ndim == 1 else v.mean(0).tolist())
+             for k, v in stacked.items()}
+    if not all(np.all(np.isfinite(v)) for v in stacked.values()):
         last = manager.latest_step() if manager is not None else None
         kept = f"last good checkpoint: step {last}" if last is not None else "no checkpoint kept"
         raise TrainingDiverged(f"{desc}: loss became NaN/inf by step {step} ({kept})")
