@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxgen.config import ConfigError
@@ -28,9 +30,34 @@ class MNISTTraining:
     batch_size: int = 32
     test_size: int | None = None  # test digits for the bounds (None: all)
     train_split: str = "train"  # MNIST split trained on: 'train' (60,000) or 'train-5k'
+    seeds: int = 1  # replicas with seeds seed, seed + 1, ... trained as one vmapped program
 
     def __post_init__(self):
         check_train_split(self.train_split)
+        check_seeds(self.seeds)
+
+
+def check_seeds(seeds: int) -> None:
+    if not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"--set seeds: expected an int >= 1, got {seeds!r}")
+
+
+def stack(trees: list):
+    """K pytrees of the same structure -> one pytree whose leaves have a leading axis K."""
+    return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *trees)
+
+
+def unstack(tree, k: int) -> list:
+    """The inverse of `stack`: K pytrees."""
+    return [jax.tree_util.tree_map(lambda a, i=i: a[i], tree) for i in range(k)]
+
+
+def spread(values) -> dict:
+    """{'mean', 'std', 'per_seed'} of per-seed values (scalars, or equal-length lists); std is
+    the sample standard deviation (ddof 1; 0 for one seed)."""
+    a = np.asarray(values, np.float64)
+    std = a.std(0, ddof=1) if len(a) > 1 else np.zeros(a.shape[1:])
+    return {"mean": a.mean(0).tolist(), "std": std.tolist(), "per_seed": a.tolist()}
 
 
 def grid2d(xlim: tuple[float, float], ylim: tuple[float, float], n: int = 150):

@@ -14,7 +14,7 @@ from flax import linen as nn
 
 from jaxgen import vae
 from jaxgen.data import load_mnist, map_batches, per_example
-from jaxgen.experiments._common import MNISTTraining, image_grid
+from jaxgen.experiments._common import MNISTTraining, image_grid, spread, stack, unstack
 from jaxgen.io import figure, save_figure
 from jaxgen.train import train
 
@@ -28,6 +28,15 @@ def test_bounds(model, params, key, x, likelihood: str, k: int) -> dict:
                        key=jax.random.fold_in(key, 1))
     return {"test_neg_elbo_nats": float(np.mean(map_batches(elbo, (x, idx), 1000))),
             "iwae_nll_nats": float(np.mean(map_batches(iwae, (x, idx), 250)))}
+
+
+def _seeds_line(metrics: dict) -> str:
+    if "seeds" not in metrics:
+        return ""
+    loss, elbo = metrics["seeds"]["epoch_book_loss"], metrics["seeds"]["test_neg_elbo_nats"]
+    return (f"{len(loss['per_seed'])} seeds: final book loss {loss['mean'][-1]:.2f} ± "
+            f"{loss['std'][-1]:.2f}, test -ELBO {elbo['mean']:.2f} ± {elbo['std']:.2f}; "
+            f"first seed: ")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,13 +62,33 @@ def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> di
                "test_size": len(x_test), "epochs": epochs}
 
     model = vae.VAE()
-    k_init, k_train = jax.random.split(key)  # one key per use
-    params = model.init(k_init, x_train[:1], k_init)
+    loss = vae.make_loss(model, "gaussian", book=True)
+    if config.seeds == 1:
+        k_init, k_train = jax.random.split(key)  # one key per use
+        params = model.init(k_init, x_train[:1], k_init)
+        state, hist = train(loss, params, optax.adam(config.lr), (x_train,), key=k_train,
+                            epochs=epochs, batch_size=config.batch_size,
+                            workdir=out / "gaussian", resume=resume, desc="VAE (book)")
+        params = state.params
+    else:  # seeds seed, seed + 1, ...: one vmapped program; seed `seed` is the single run
+        keys = [jax.random.split(jax.random.key(config.seed + i)) for i in range(config.seeds)]
+        inits = [model.init(ki, x_train[:1], ki) for ki, _ in keys]
+        state, hist = train(loss, stack(inits), optax.adam(config.lr), (x_train,),
+                            key=jnp.stack([kt for _, kt in keys]), epochs=epochs,
+                            batch_size=config.batch_size, workdir=out / "gaussian",
+                            resume=resume, desc=f"VAE (book) x {config.seeds} seeds",
+                            replicas=config.seeds)
+        replicas = unstack(state.params, config.seeds)
+        per_seed = [test_bounds(model, p, jax.random.fold_in(jax.random.key(config.seed + i), 2),
+                                x_test, "gaussian", k) for i, p in enumerate(replicas)]
+        metrics["seeds"] = {
+            "seeds": [config.seed + i for i in range(config.seeds)],
+            "epoch_book_loss": spread([[h["loss"][i] for h in hist]
+                                       for i in range(config.seeds)]),
+            **{name: spread([b[name] for b in per_seed]) for name in per_seed[0]}}
+        params = replicas[0]
+        hist = [{**h, "loss": h["loss"][0]} for h in hist]  # seed `seed` for the rest
     metrics["params"] = sum(p.size for p in jax.tree_util.tree_leaves(params))
-    state, hist = train(vae.make_loss(model, "gaussian", book=True), params, optax.adam(config.lr),
-                        (x_train,), key=k_train, epochs=epochs, batch_size=config.batch_size,
-                        workdir=out / "gaussian", resume=resume, desc="VAE (book)")
-    params = state.params
     metrics["epoch_book_loss"] = [h["loss"] for h in hist]
     metrics.update(test_bounds(model, params, jax.random.fold_in(key, 2), x_test, "gaussian", k))
 
@@ -115,7 +144,8 @@ def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> di
     return {**metrics,
             "book": {"epoch_book_loss_first_last": [54.05, 38.60], "params": 326824,
                      "note": "the book trains on all 60,000 digits"},
-            "headline": f"book loss {hist[0]['loss']:.2f} -> {hist[-1]['loss']:.2f}; Bernoulli "
+            "headline": _seeds_line(metrics) +
+                        f"book loss {hist[0]['loss']:.2f} -> {hist[-1]['loss']:.2f}; Bernoulli "
                         f"-ELBO {metrics['bernoulli']['test_neg_elbo_nats']:.1f} nats, IWAE "
                         f"{metrics['bernoulli']['iwae_nll_nats']:.1f}",
             "figures": ["samples.png", "reconstructions.png", "interpolation.png",

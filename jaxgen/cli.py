@@ -1,8 +1,8 @@
 """The `jaxgen` command: list and run experiments, run benchmarks.
 
     jaxgen list
-    jaxgen run NAME [--preset P | --quick] [--set KEY=VALUE ...] [--seed N] [--out DIR]
-                    [--resume] [--devices N|all] [--distributed]
+    jaxgen run NAME [--preset P | --quick] [--set KEY=VALUE ...] [--seed N] [--seeds K]
+                    [--out DIR] [--resume] [--devices N|all] [--distributed]
     jaxgen run all [--preset P] [--out DIR] [--seed N] [--resume] [--devices N|all]
     jaxgen config NAME [--preset P | --quick] [--set KEY=VALUE ...]
     jaxgen bench [NAME] [--quick] [--out DIR]
@@ -92,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     _config_arguments(r)
     r.add_argument("--out", type=_path, help="output directory (default runs/NAME)")
     r.add_argument("--seed", type=_seed, help="seed for jax.random (same as --set seed=N)")
+    r.add_argument("--seeds", type=int, metavar="K",
+                   help="train K seeds (--seed, --seed + 1, ...) as one vmapped program and "
+                        "report mean ± std (same as --set seeds=K; vae)")
     r.add_argument("--resume", action="store_true",
                    help="continue training from the latest checkpoint under --out")
     r.add_argument("--devices", default="1",
@@ -352,6 +355,13 @@ def _run_experiments(args) -> None:
     from tqdm import tqdm
 
     names = _pick(args.name, EXPERIMENTS, "experiment")
+    if args.seeds is not None:
+        if len(names) != 1:
+            raise UsageError("--seeds applies to one experiment")
+        fields = {f.name for f in dataclasses.fields(_module(names[0]).Config)}
+        if "seeds" not in fields:
+            raise UsageError(f"--seeds: experiment {names[0]!r} does not train seed replicas")
+        args.overrides = [*args.overrides, f"seeds={args.seeds}"]
     if len(names) == 1:
         out = args.out or Path("runs") / names[0]
         preset, cfg = resolve_config(names[0], _preset(args), args.overrides, args.seed)

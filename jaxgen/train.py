@@ -20,7 +20,6 @@ import functools
 import hashlib
 import json
 import logging
-import math
 import shutil
 import time
 from collections.abc import Callable

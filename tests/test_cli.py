@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import jax
+import numpy as np
 import pytest
 
 from jaxgen.benchmarks import BENCHMARKS
@@ -178,3 +179,28 @@ def test_run_all_resume_resumes_every_experiment(tmp_path, monkeypatch):
     assert main(["run", "all", "--resume", "--seed", "3", "--out", str(tmp_path)]) == 0
     assert [c[0] for c in calls] == list(EXPERIMENTS)
     assert all(c[1:] == ("quick", True, 3) for c in calls)
+
+
+def test_vae_seeds_run_as_one_program_and_report_the_spread(tmp_path):
+    """`--seeds 2`: seed 0's loss and bound in the spread are those of the plain run with
+    seed 0 (to float tolerance), seed 1's differ, and mean/std follow from them."""
+    tiny = ["epochs=1", "test_size=200", "iwae_k=10"]
+    sets = [a for kv in tiny for a in ("--set", kv)]
+    assert main(["run", "vae", "--quick", *sets, "--seeds", "2", "--out", str(tmp_path / "k")]) == 0
+    assert main(["run", "vae", "--quick", *sets, "--out", str(tmp_path / "one")]) == 0
+    k = json.loads((tmp_path / "k" / "metrics.json").read_text())
+    one = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    loss = k["seeds"]["epoch_book_loss"]
+    assert k["seeds"]["seeds"] == [0, 1] and k["config"]["seeds"] == 2
+    np.testing.assert_allclose(loss["per_seed"][0], one["epoch_book_loss"], rtol=1e-5)
+    assert abs(loss["per_seed"][1][0] - loss["per_seed"][0][0]) > 1e-3
+    np.testing.assert_allclose(loss["mean"], np.mean(loss["per_seed"], 0))
+    np.testing.assert_allclose(loss["std"], np.std(loss["per_seed"], 0, ddof=1))
+    np.testing.assert_allclose(k["seeds"]["test_neg_elbo_nats"]["per_seed"][0],
+                               one["test_neg_elbo_nats"], rtol=1e-4)
+
+
+def test_seeds_for_an_experiment_without_replicas_is_one_line(capsys, tmp_path):
+    assert main(["run", "mle", "--seeds", "3", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--seeds: experiment 'mle' does not train seed replicas" in err[0]
