@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgen.config import ConfigError
+from jaxgen.train import train
 
 TRAIN_SPLITS = ("train", "train-5k")
 
@@ -50,6 +51,33 @@ def stack(trees: list):
 def unstack(tree, k: int) -> list:
     """The inverse of `stack`: K pytrees."""
     return [jax.tree_util.tree_map(lambda a, i=i: a[i], tree) for i in range(k)]
+
+
+def train_seeds(loss, init, optimizer, data: tuple, config, **kw) -> tuple[list, list]:
+    """Train the model of `init(key) -> params` for seeds config.seed, ..., config.seed +
+    config.seeds - 1 with `jaxgen.train` (keyword arguments `kw`): one plain run for one seed,
+    else ONE vmapped program (`replicas`). Seed s uses `split(key(s))` as (init key, training
+    key), so each replica is the single run of its seed. Returns (params per seed, history
+    per seed)."""
+    keys = [jax.random.split(jax.random.key(config.seed + i)) for i in range(config.seeds)]
+    if config.seeds == 1:
+        (k_init, k_train), = keys
+        state, hist = train(loss, init(k_init), optimizer, data, key=k_train, **kw)
+        return [state.params], [hist]
+    state, hist = train(loss, stack([init(k) for k, _ in keys]), optimizer, data,
+                        key=jnp.stack([k for _, k in keys]), replicas=config.seeds,
+                        **{**kw, "desc": f"{kw.get('desc', 'train')} x {config.seeds} seeds"})
+    per_seed = [[{k: (v[i] if isinstance(v, list) else v) for k, v in h.items()} for h in hist]
+                for i in range(config.seeds)]
+    return unstack(state.params, config.seeds), per_seed
+
+
+def seeds_summary(config, hists: list, bounds: list[dict], key: str = "loss") -> dict:
+    """metrics['seeds']: each seed's epoch curve of `key` and bounds, with mean and std."""
+    return {"seeds": [config.seed + i for i in range(config.seeds)],
+            f"epoch_{'book_loss' if key == 'loss' else key}": spread(
+                [[h[key] for h in hist] for hist in hists]),
+            **{name: spread([b[name] for b in bounds]) for name in bounds[0]}}
 
 
 def spread(values) -> dict:

@@ -14,7 +14,7 @@ from flax import linen as nn
 
 from jaxgen import vae
 from jaxgen.data import load_mnist, map_batches, per_example
-from jaxgen.experiments._common import MNISTTraining, image_grid, spread, stack, unstack
+from jaxgen.experiments._common import MNISTTraining, image_grid, seeds_summary, train_seeds
 from jaxgen.io import figure, save_figure
 from jaxgen.train import train
 
@@ -62,32 +62,15 @@ def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> di
                "test_size": len(x_test), "epochs": epochs}
 
     model = vae.VAE()
-    loss = vae.make_loss(model, "gaussian", book=True)
-    if config.seeds == 1:
-        k_init, k_train = jax.random.split(key)  # one key per use
-        params = model.init(k_init, x_train[:1], k_init)
-        state, hist = train(loss, params, optax.adam(config.lr), (x_train,), key=k_train,
-                            epochs=epochs, batch_size=config.batch_size,
-                            workdir=out / "gaussian", resume=resume, desc="VAE (book)")
-        params = state.params
-    else:  # seeds seed, seed + 1, ...: one vmapped program; seed `seed` is the single run
-        keys = [jax.random.split(jax.random.key(config.seed + i)) for i in range(config.seeds)]
-        inits = [model.init(ki, x_train[:1], ki) for ki, _ in keys]
-        state, hist = train(loss, stack(inits), optax.adam(config.lr), (x_train,),
-                            key=jnp.stack([kt for _, kt in keys]), epochs=epochs,
-                            batch_size=config.batch_size, workdir=out / "gaussian",
-                            resume=resume, desc=f"VAE (book) x {config.seeds} seeds",
-                            replicas=config.seeds)
-        replicas = unstack(state.params, config.seeds)
-        per_seed = [test_bounds(model, p, jax.random.fold_in(jax.random.key(config.seed + i), 2),
-                                x_test, "gaussian", k) for i, p in enumerate(replicas)]
-        metrics["seeds"] = {
-            "seeds": [config.seed + i for i in range(config.seeds)],
-            "epoch_book_loss": spread([[h["loss"][i] for h in hist]
-                                       for i in range(config.seeds)]),
-            **{name: spread([b[name] for b in per_seed]) for name in per_seed[0]}}
-        params = replicas[0]
-        hist = [{**h, "loss": h["loss"][0]} for h in hist]  # seed `seed` for the rest
+    params_per_seed, hists = train_seeds(
+        vae.make_loss(model, "gaussian", book=True), lambda k: model.init(k, x_train[:1], k),
+        optax.adam(config.lr), (x_train,), config, epochs=epochs,
+        batch_size=config.batch_size, workdir=out / "gaussian", resume=resume, desc="VAE (book)")
+    params, hist = params_per_seed[0], hists[0]  # the first seed for the figures
+    if config.seeds > 1:
+        bounds = [test_bounds(model, p, jax.random.fold_in(jax.random.key(config.seed + i), 2),
+                              x_test, "gaussian", k) for i, p in enumerate(params_per_seed)]
+        metrics["seeds"] = seeds_summary(config, hists, bounds)
     metrics["params"] = sum(p.size for p in jax.tree_util.tree_leaves(params))
     metrics["epoch_book_loss"] = [h["loss"] for h in hist]
     metrics.update(test_bounds(model, params, jax.random.fold_in(key, 2), x_test, "gaussian", k))
