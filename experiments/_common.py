@@ -53,23 +53,27 @@ def unstack(tree, k: int) -> list:
     return [jax.tree_util.tree_map(lambda a, i=i: a[i], tree) for i in range(k)]
 
 
-def train_seeds(loss, init, optimizer, data: tuple, config, **kw) -> tuple[list, list]:
-    """Train the model of `init(key) -> params` for seeds config.seed, ..., config.seed +
-    config.seeds - 1 with `jaxgen.train` (keyword arguments `kw`): one plain run for one seed,
-    else ONE vmapped program (`replicas`). Seed s uses `split(key(s))` as (init key, training
-    key), so each replica is the single run of its seed. Returns (params per seed, history
-    per seed)."""
-    keys = [jax.random.split(jax.random.key(config.seed + i)) for i in range(config.seeds)]
-    if config.seeds == 1:
+def seed_keys(config) -> list:
+    """The root key of each seed: key(config.seed), ..., key(config.seed + config.seeds - 1)."""
+    return [jax.random.key(config.seed + i) for i in range(config.seeds)]
+
+
+def train_seeds(loss, init, optimizer, data: tuple, roots: list, **kw) -> tuple[list, list]:
+    """Train the model of `init(key) -> params` once per root key with `jaxgen.train`
+    (keyword arguments `kw`): a plain run for one key, else ONE vmapped program (`replicas`).
+    Root r is split into (init key, training key), so each replica is the single run of its
+    root. Returns (params per root, history per root)."""
+    keys = [jax.random.split(r) for r in roots]
+    if len(keys) == 1:
         (k_init, k_train), = keys
         state, hist = train(loss, init(k_init), optimizer, data, key=k_train, **kw)
         return [state.params], [hist]
     state, hist = train(loss, stack([init(k) for k, _ in keys]), optimizer, data,
-                        key=jnp.stack([k for _, k in keys]), replicas=config.seeds,
-                        **{**kw, "desc": f"{kw.get('desc', 'train')} x {config.seeds} seeds"})
+                        key=jnp.stack([k for _, k in keys]), replicas=len(keys),
+                        **{**kw, "desc": f"{kw.get('desc', 'train')} x {len(keys)} seeds"})
     per_seed = [[{k: (v[i] if isinstance(v, list) else v) for k, v in h.items()} for h in hist]
-                for i in range(config.seeds)]
-    return unstack(state.params, config.seeds), per_seed
+                for i in range(len(keys))]
+    return unstack(state.params, len(keys)), per_seed
 
 
 def seeds_summary(config, hists: list, bounds: list[dict], key: str = "loss") -> dict:

@@ -13,7 +13,13 @@ from flax import linen as nn
 
 from jaxgen import hvae
 from jaxgen.data import load_mnist, map_batches, per_example
-from jaxgen.experiments._common import MNISTTraining, image_grid, seeds_summary, train_seeds
+from jaxgen.experiments._common import (
+    MNISTTraining,
+    image_grid,
+    seed_keys,
+    seeds_summary,
+    train_seeds,
+)
 from jaxgen.io import figure, save_figure
 
 
@@ -59,8 +65,8 @@ def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> di
     model = hvae.HVAE()
     params_per_seed, hists = train_seeds(
         hvae.make_loss(model), lambda k: model.init(k, x_train[:1], k), optax.adam(config.lr),
-        (x_train,), config, epochs=epochs, batch_size=config.batch_size, workdir=out / "train",
-        resume=resume, desc="HVAE")
+        (x_train,), seed_keys(config), epochs=epochs, batch_size=config.batch_size,
+        workdir=out / "train", resume=resume, desc="HVAE")
     params, hist = params_per_seed[0], hists[0]  # the first seed for the figures
     n_params = sum(p.size for p in jax.tree_util.tree_leaves(params))
     bounds = [test_bounds(model, p, jax.random.key(config.seed + i), x_test)

@@ -14,7 +14,13 @@ from flax import linen as nn
 
 from jaxgen import vae
 from jaxgen.data import load_mnist, map_batches, per_example
-from jaxgen.experiments._common import MNISTTraining, image_grid, seeds_summary, train_seeds
+from jaxgen.experiments._common import (
+    MNISTTraining,
+    image_grid,
+    seed_keys,
+    seeds_summary,
+    train_seeds,
+)
 from jaxgen.io import figure, save_figure
 from jaxgen.train import train
 
@@ -64,7 +70,7 @@ def train_and_evaluate(config: Config, out: Path, *, resume: bool = False) -> di
     model = vae.VAE()
     params_per_seed, hists = train_seeds(
         vae.make_loss(model, "gaussian", book=True), lambda k: model.init(k, x_train[:1], k),
-        optax.adam(config.lr), (x_train,), config, epochs=epochs,
+        optax.adam(config.lr), (x_train,), seed_keys(config), epochs=epochs,
         batch_size=config.batch_size, workdir=out / "gaussian", resume=resume, desc="VAE (book)")
     params, hist = params_per_seed[0], hists[0]  # the first seed for the figures
     if config.seeds > 1:
