@@ -29,7 +29,7 @@ class DiffusionConfig:
     epochs: int = 40
     batch_size: int = 128
     lr: float = 1e-3  # Adam
-    ema_decay: float = 0.999
+    ema_decay: float | None = 0.999  # None: no parameter EMA (the book)
     n_samples: int = 1000  # generated images judged
     steps: int = 50  # DDIM steps when sampling
     train_size: int | None = None  # training digits, evenly spread (None: all)
@@ -38,6 +38,9 @@ class DiffusionConfig:
     T: int = 1000  # training timesteps
     # the recipe beyond the book (each default is the book's choice)
     arch: str = "unet"  # 'unet' (the book's, `widths`) or 'resunet' (base/mults/depth/attention)
+    norm: str = "group"  # unet: 'batch' (the book) or 'group'
+    null_label: str = "learned"  # conditional unet: 'skip' (the book) or 'learned'
+    dropout_per_example: bool = True  # label dropout per example, or whole batches (the book)
     base: int = 32  # resunet: channels at 28x28
     mults: tuple[int, ...] = (1, 2, 2)  # resunet: channel multipliers at 28, 14, 7
     depth: int = 1  # resunet: residual blocks per resolution
@@ -57,6 +60,7 @@ class DiffusionConfig:
         if self.T < 1:
             raise ConfigError(f"--set T: expected an int >= 1, got {self.T}")
         choices = {"arch": pipeline.ARCHITECTURES, "prediction": prediction.PREDICTIONS,
+                   "norm": ("batch", "group"), "null_label": ("learned", "skip"),
                    "weighting": prediction.WEIGHTINGS, "sampler": pipeline.SAMPLERS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -80,12 +84,14 @@ QUICK = dict(arch="resunet", base=32, mults=(1, 2, 2), depth=1, attention=(7,),
              batch_size=64, sampler="dpm++", steps=20, n_samples=2000)
 
 
-def make_net(cfg: DiffusionConfig, num_classes: int | None = None, norm: str = "group"):
-    """The U-Net `cfg` declares: the book's (`widths`, `norm`) or the ResNet U-Net."""
+def make_net(cfg: DiffusionConfig, num_classes: int | None = None):
+    """The U-Net `cfg` declares: the book's (`widths`, `norm`, `null_label`) or the ResNet
+    U-Net."""
     if cfg.arch == "resunet":
         return diffusion.ResUNet(base=cfg.base, mults=tuple(cfg.mults), depth=cfg.depth,
                                  attention=tuple(cfg.attention), num_classes=num_classes)
-    return diffusion.UNet(widths=tuple(cfg.widths), norm=norm, num_classes=num_classes)
+    return diffusion.UNet(widths=tuple(cfg.widths), norm=cfg.norm, num_classes=num_classes,
+                          null_label=cfg.null_label)
 
 
 def recipe(cfg: DiffusionConfig) -> dict:
@@ -125,14 +131,14 @@ def judge(ev, images, labels=None) -> dict:
 
 
 def train_unet(out: Path, x, y, cfg: DiffusionConfig, key, *, resume: bool, desc: str,
-               p_uncond: float = 0.0, per_example_dropout: bool = True):
+               p_uncond: float = 0.0):
     """Train `make_net(cfg, num_classes=10 if y is given)` on x (N, *shape) (and labels y)
     with `jaxgen.diffusion.train_diffusion` and `cfg`'s recipe; returns the DiffusionModel to
     sample from, the history and seconds per step."""
     net = make_net(cfg, None if y is None else 10)
     model, hist, _ = train_diffusion(
         net, x, y, key=key, **recipe(cfg), p_uncond=p_uncond,
-        per_example_dropout=per_example_dropout, workdir=out / "train", resume=resume,
+        per_example_dropout=cfg.dropout_per_example, workdir=out / "train", resume=resume,
         desc=desc)
     return model, hist, seconds_per_step(hist)
 
@@ -148,15 +154,13 @@ class Trained(NamedTuple):
 
 
 def train_and_save(cfg: DiffusionConfig, out: Path, *, resume: bool, desc: str,
-                   conditional: bool, p_uncond: float = 0.0,
-                   per_example_dropout: bool = True) -> Trained:
+                   conditional: bool, p_uncond: float = 0.0) -> Trained:
     """The training digits of `cfg`, a U-Net trained on them (label-conditioned or not) from
     the key of `cfg.seed`, saved into `out` for `jaxgen sample`."""
     data, x, y = training_data(cfg)
     key = jax.random.key(cfg.seed)
     model, hist, sec = train_unet(out, x, y if conditional else None, cfg, key, resume=resume,
-                                  desc=desc, p_uncond=p_uncond,
-                                  per_example_dropout=per_example_dropout)
+                                  desc=desc, p_uncond=p_uncond)
     pipeline.save(out, model)
     return Trained(data, x, y, key, model, hist, sec)
 

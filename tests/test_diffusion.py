@@ -192,3 +192,20 @@ def test_samplers_recover_a_point_mass_with_the_exact_eps(clip):
     y = jax.jit(lambda k: ddpm.ddim_sample(eps_fn, shape, SCHEDULE, 50, clip=clip, key=k))(key)
     np.testing.assert_allclose(x, c, atol=1e-4)
     np.testing.assert_allclose(y, c, atol=1e-4)
+
+
+def test_the_books_conditional_unet_skips_the_embedding_for_the_null_label():
+    """Chapter 10's UNetCond: nn.Embedding(10, 100) (1,000 parameters on top of the book's
+    2,167,784) added to the time embedding; the unconditional pass adds nothing."""
+    net = diffusion.UNet(num_classes=10, null_label="skip")
+    x, t = jnp.zeros((2, 28, 28, 1)), jnp.array([5, 500])
+    variables = jax.jit(net.init)(jax.random.key(0), x, t)
+    n = sum(a.size for a in jax.tree_util.tree_leaves(variables["params"]))
+    assert n == 2_167_784 + 10 * 100
+    x = jax.random.uniform(jax.random.key(1), x.shape)
+    null = net.apply(variables, x, t, jnp.array([10, 10]))
+    zeroed = jax.tree_util.tree_map(jnp.zeros_like, variables["params"]["Embed_0"])
+    without = {**variables, "params": {**variables["params"], "Embed_0": zeroed}}
+    np.testing.assert_allclose(null, net.apply(without, x, t, jnp.array([3, 7])), atol=1e-5)
+    assert not np.allclose(null, net.apply(variables, x, t, jnp.array([3, 7])), atol=1e-3)
+    np.testing.assert_array_equal(null, net.apply(variables, x, t))  # no labels: the null

@@ -5,10 +5,12 @@
     up:   bilinear x2, concat skip, 14x14 384 -> 128; x2, concat, 28x28 192 -> 64; 1x1 conv
 
 With the defaults it has the book's 2,167,784 parameters (BatchNorm running statistics
-excluded). With `num_classes` set it is the book's conditional U-Net (chapter 10): a learned label
-embedding is added to the time embedding, and label `num_classes` is the learned null label
-(unconditional use, classifier-free guidance). Widths, depth and the normalisation ('batch' as
-in the book, or 'group', which has no train/eval statistics) are configurable. Images are NHWC.
+excluded). With `num_classes` set it is the conditional U-Net of chapter 10: a label embedding
+is added to the time embedding, and label `num_classes` is the null label (unconditional use,
+classifier-free guidance): `null_label='skip'` is the book's (nn.Embedding(10, 100); the null
+label adds no embedding), `'learned'` gives the null label an embedding row of its own. Widths,
+depth and the normalisation ('batch' as in the book, or 'group', which has no train/eval
+statistics) are configurable. Images are NHWC.
 """
 
 from __future__ import annotations
@@ -56,12 +58,15 @@ class UNet(nn.Module):
     time_dim: int = 100
     norm: str = "batch"
     num_classes: int | None = None  # None: unconditional; else labels 0..num_classes (= null)
+    null_label: str = "learned"  # 'learned' (an embedding row) or 'skip' (the book: none added)
 
     @nn.compact
     def __call__(self, x, t, y=None, train: bool = False):
         """y (B,) integer labels in 0..num_classes (num_classes = null); None = the null label."""
         if self.norm not in ("batch", "group"):
             raise ValueError(f"norm must be 'batch' or 'group', got {self.norm!r}")
+        if self.null_label not in ("learned", "skip"):
+            raise ValueError(f"null_label must be 'learned' or 'skip', got {self.null_label!r}")
         channels = x.shape[-1]
         emb = sinusoidal_embedding(t, self.time_dim)
         if self.num_classes is not None:
@@ -69,8 +74,13 @@ class UNet(nn.Module):
                 y = jnp.full((x.shape[0],), self.num_classes)
             # N(0, 1) rows as the book's nn.Embedding (Flax's default is 10x smaller at D=100,
             # and a label signal that weak is learnt slowly)
-            emb = emb + nn.Embed(self.num_classes + 1, self.time_dim,
-                                 embedding_init=nn.initializers.normal(1.0))(y)
+            init = nn.initializers.normal(1.0)
+            if self.null_label == "learned":
+                emb = emb + nn.Embed(self.num_classes + 1, self.time_dim, embedding_init=init)(y)
+            else:  # the book: labels 0..9 embedded, the null label adds nothing
+                e = nn.Embed(self.num_classes, self.time_dim, embedding_init=init)(
+                    jnp.minimum(y, self.num_classes - 1))
+                emb = emb + jnp.where((y == self.num_classes)[:, None], 0.0, e)
         elif y is not None:
             raise ValueError("labels y were given to an unconditional UNet (num_classes=None)")
         skips = []
