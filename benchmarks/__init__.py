@@ -9,6 +9,7 @@ BENCHMARKS = {
     "core": ("core", "each pure function: op by op vs jit, compile time, vmap vs loop, scipy"),
     "gmm": ("gmm", "EM fit vs scikit-learn and a NumPy EM; mvn.log_prob vs scipy"),
     "vae": ("vae", "VAE train step: jit vs op by op vs PyTorch eager; epoch time"),
+    "samplers": ("samplers", "FID vs steps for DDIM and DPM-Solver++ on a trained model (PNG)"),
     "seeds": ("seeds", "8 VAE seeds as one vmapped train() vs 8 sequential runs"),
     "ddpm": ("ddpm", "U-Net train step vs PyTorch eager, GFLOP/s; scanned vs looped samplers"),
 }

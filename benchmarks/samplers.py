@@ -1,0 +1,65 @@
+"""Sample quality against sampler steps on one trained model: DDIM and DPM-Solver++(2M) at a
+range of network evaluations (and DDPM ancestral at all T steps when asked), each judged with
+`evaluate.judge_against_test` beside the real-data floor at the same n, with its wall time.
+
+The model is `$JAXGEN_SAMPLER_MODEL` (default `runs/ddpm`, what `jaxgen run ddpm --quick`
+writes); without one the benchmark says how to make it and measures nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from jaxgen import evaluate
+from jaxgen.benchmarks.common import machine
+from jaxgen.diffusion import pipeline
+from jaxgen.io import figure, save_figure
+
+FULL = {"ddim": (10, 20, 50, 100), "dpm++": (5, 10, 20, 50)}
+QUICK = {"ddim": (10,), "dpm++": (10,)}
+
+
+def run(*, quick: bool, out: Path | None = None) -> dict:
+    where = Path(os.environ.get("JAXGEN_SAMPLER_MODEL", "runs/ddpm"))
+    if not (where / "model.json").is_file():
+        return {"machine": machine(), "rows": [],
+                "notes": [f"no trained model in {where}: run `jaxgen run ddpm --quick` (or set "
+                          f"JAXGEN_SAMPLER_MODEL to a `jaxgen run` folder) first"]}
+    model, ev = pipeline.load(where), evaluate.load()
+    n = 200 if quick else int(os.environ.get("JAXGEN_SAMPLER_N", "1000"))
+    grid = dict(QUICK if quick else FULL)
+    if os.environ.get("JAXGEN_SAMPLER_DDPM") == "1":
+        grid["ddpm"] = (model.T,)
+    rows = []
+    labels = None if model.num_classes is None else np.arange(n) % model.num_classes
+    for sampler, steps_list in grid.items():
+        for steps in steps_list:
+            pipeline.generate(model, 8, labels if labels is None else labels[:8],
+                              sampler=sampler, steps=steps, batch_size=min(250, n),
+                              key=jax.random.key(0))  # compile outside the timing
+            t0 = time.perf_counter()
+            images = pipeline.generate(model, n, labels, sampler=sampler, steps=steps,
+                                       batch_size=min(250, n), key=jax.random.key(1))
+            seconds = time.perf_counter() - t0
+            q = evaluate.judge_against_test(ev, images)
+            rows.append(dict(sampler=sampler, evaluations=steps, n=n, fid=q["fid"],
+                             floor_fid=q["floor"]["fid"], precision=q["precision"],
+                             recall=q["recall"], seconds=seconds))
+    if out is not None and rows:
+        fig, ax = figure()
+        for sampler in grid:
+            r = [row for row in rows if row["sampler"] == sampler]
+            ax.plot([x["evaluations"] for x in r], [x["fid"] for x in r], "o-", label=sampler)
+        ax.axhline(rows[0]["floor_fid"], color="grey", ls="--", label=f"real data, n = {n}")
+        ax.set(xscale="log", yscale="log", xlabel="network evaluations per sample",
+               ylabel="MNIST-FID vs all test digits", title=f"samplers on {where}")
+        ax.legend()
+        save_figure(fig, out / "samplers.png")
+    return {"machine": machine(), "model": str(where), "rows": rows,
+            "notes": ["FID, precision and recall against all 10,000 test digits; floor_fid: "
+                      "n random training digits; seconds: sampling n images after compiling"]}
