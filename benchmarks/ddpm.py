@@ -1,6 +1,7 @@
-"""DDPM: the book's U-Net train step (batch 128) jaxgen vs PyTorch eager, achieved GFLOP/s
-against the `jnp.dot` peak measured in the same run; sampling as one `lax.scan` vs a Python
-loop of jitted steps, and DDIM-50 vs DDPM-1000 (with a small U-Net, so it fits on a CPU)."""
+"""DDPM: the book's U-Net train step (batch 128) jaxgen vs PyTorch eager, and the CPU recipe's
+ResNet U-Net step (v-prediction, min-SNR, cosine), each with achieved GFLOP/s against the
+`jnp.dot` peak measured in the same run; sampling as one `lax.scan` vs a Python loop of jitted
+steps, DDIM-50 and DPM-Solver++-20 vs DDPM-1000 (with a small U-Net, so it fits on a CPU)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from jaxgen import diffusion
 from jaxgen.benchmarks.common import dot_peak_gflops, machine, median_seconds
 from jaxgen.diffusion import ddpm
 from jaxgen.diffusion.objective import make_loss
+from jaxgen.diffusion.solvers import dpm_solver_2m
 from jaxgen.train import init_state, make_train_step
 
 
@@ -70,6 +72,38 @@ def _torch_unet_step(batch: int):
     return step, torch.__version__
 
 
+def _step_cost(step, state, key, batch, repeats: int) -> tuple[float, float]:
+    """(median seconds, XLA's FLOP count) of one jitted train step."""
+    box = [state]
+
+    def call():
+        box[0], m = step(box[0], key, batch)
+        return m
+
+    seconds = median_seconds(call, repeats, warmup=1)
+    cost = step.lower(box[0], key, batch).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return seconds, float(cost.get("flops", 0.0))
+
+
+def _resunet_row(batch: int, repeats: int, peak: float) -> dict:
+    from jaxgen.experiments._diffusion import QUICK, DiffusionConfig, make_net
+
+    cfg = DiffusionConfig(**QUICK)
+    net = make_net(cfg)
+    key = jax.random.key(0)
+    x = jax.random.uniform(key, (batch, 28, 28, 1)) * 2 - 1
+    params = jax.jit(net.init)(key, x[:1], jnp.ones((1,), jnp.int32))["params"]
+    opt = optax.adam(1e-3)
+    loss = make_loss(net, diffusion.cosine(), prediction="v", weighting="min-snr")
+    seconds, flops = _step_cost(make_train_step(loss, opt), init_state(params, opt), key, (x,),
+                                repeats)
+    n = sum(a.size for a in jax.tree_util.tree_leaves(params))
+    return dict(case=f"ResUNet {cfg.base}x{cfg.mults} ({n / 1e6:.2f}M params) train step, "
+                     f"batch {batch}", impl="jaxgen jit", seconds=seconds,
+                gflops=flops / seconds / 1e9, peak_share=flops / seconds / 1e9 / peak)
+
+
 def run(*, quick: bool) -> dict:
     batch = 32 if quick else 128
     repeats = 2 if quick else 3
@@ -81,19 +115,11 @@ def run(*, quick: bool) -> dict:
     params = variables.pop("params")
     opt = optax.adam(1e-3)
     step = make_train_step(make_loss(net, schedule), opt)
-    state = [init_state(params, opt, dict(variables))]
-
-    def call():
-        state[0], m = step(state[0], key, (x,))
-        return m
-
-    t_jax = median_seconds(call, repeats, warmup=1)
-    cost = step.lower(state[0], key, (x,)).compile().cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    flops = float(cost.get("flops", 0.0))
+    t_jax, flops = _step_cost(step, init_state(params, opt, dict(variables)), key, (x,),
+                              repeats)
     peak = dot_peak_gflops()
     rows = [dict(case=f"U-Net train step, batch {batch}", impl="jaxgen jit", seconds=t_jax,
-                 gflops=flops / t_jax / 1e9)]
+                 gflops=flops / t_jax / 1e9, peak_share=flops / t_jax / 1e9 / peak)]
     notes = [f"jnp.dot peak in this run: {peak:.1f} GFLOP/s; the jaxgen step runs "
              f"{flops / 1e9:.1f} GFLOP (XLA's count) at {100 * flops / t_jax / 1e9 / peak:.0f}% "
              "of it"]
@@ -106,6 +132,9 @@ def run(*, quick: bool) -> dict:
         rows[0]["vs_torch"] = t_torch / t_jax
         rows.append(dict(case=f"U-Net train step, batch {batch}", impl=f"PyTorch {version} eager",
                          seconds=t_torch, vs_torch=1.0))
+    rows.append(_resunet_row(batch, repeats, peak))
+    notes.append("peak_share = achieved GFLOP/s / the jnp.dot peak of this run; the ResUNet "
+                 "has no PyTorch twin here yet")
 
     small = diffusion.UNet(widths=(16, 32, 64), norm="group")
     p_small = jax.jit(small.init)(key, x[:1], jnp.ones((1,), jnp.int32))
@@ -114,6 +143,7 @@ def run(*, quick: bool) -> dict:
     scanned = jax.jit(lambda k: ddpm.sample(eps_fn, shape, schedule, key=k)[0])
     one_step = jax.jit(lambda k, xt, t: ddpm.p_sample(eps_fn, xt, t, schedule, key=k))
     ddim = jax.jit(lambda k: ddpm.ddim_sample(eps_fn, shape, schedule, steps=50, key=k))
+    dpm = jax.jit(lambda k: dpm_solver_2m(eps_fn, shape, schedule, steps=20, key=k))
 
     def python_loop(k):
         xt = jax.random.normal(jax.random.fold_in(k, 0), shape)
@@ -124,13 +154,16 @@ def run(*, quick: bool) -> dict:
     t_scan = median_seconds(lambda: scanned(key), repeats, warmup=1)
     t_loop = median_seconds(lambda: python_loop(key), repeats, warmup=1)
     t_ddim = median_seconds(lambda: ddim(key), repeats, warmup=1)
+    t_dpm = median_seconds(lambda: dpm(key), repeats, warmup=1)
     same = bool(np.allclose(scanned(key), python_loop(key), atol=1e-4))
     case = "sampling 8 images, U-Net 16-32-64"
     rows += [dict(case=case, impl="DDPM-1000, one lax.scan", seconds=t_scan),
              dict(case=case, impl="DDPM-1000, Python loop of jitted steps", seconds=t_loop,
                   scan_speedup=t_loop / t_scan),
              dict(case=case, impl="DDIM-50, one lax.scan", seconds=t_ddim,
-                  vs_ddpm_1000=t_scan / t_ddim)]
+                  vs_ddpm_1000=t_scan / t_ddim),
+             dict(case=case, impl="DPM-Solver++(2M)-20, one lax.scan", seconds=t_dpm,
+                  vs_ddpm_1000=t_scan / t_dpm)]
     notes.append(f"scanned and looped samplers agree to 1e-4: {same}")
     return {"machine": machine(), "rows": rows, "notes": notes, "dot_peak_gflops": peak,
             "train_step_gflop": flops / 1e9}
