@@ -143,7 +143,8 @@ def test_config_prints_the_resolved_preset_with_overrides(capsys):
     assert main(["config", "cfg", "--set", "widths=8,16", "--set", "train_size=none"]) == 0
     out = capsys.readouterr().out
     cfg = json.loads(out[out.index("{"):])
-    assert cfg["widths"] == [8, 16] and cfg["train_size"] is None and cfg["epochs"] == 10  # the book's chapter 10: 10 epochs
+    # the book's chapter 10 (the full preset): 10 epochs
+    assert cfg["widths"] == [8, 16] and cfg["train_size"] is None and cfg["epochs"] == 10
 
 
 def test_a_run_records_its_config_and_environment_and_resume_refuses_another(tmp_path,
