@@ -20,7 +20,7 @@ from jaxgen.benchmarks.common import machine
 from jaxgen.diffusion import pipeline
 from jaxgen.io import figure, save_figure
 
-FULL = {"ddim": (10, 20, 50, 100), "dpm++": (5, 10, 20, 50)}
+FULL = {"ddim": (10, 20, 50), "dpm++": (5, 10, 20)}
 QUICK = {"ddim": (10,), "dpm++": (10,)}
 
 
