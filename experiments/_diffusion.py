@@ -4,17 +4,18 @@ samples with the evaluator, guidance sweeps and their figures (the maths lives i
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import numpy as np
 
 from jaxgen import diffusion, evaluate
-from jaxgen.config import ConfigError
+from jaxgen.config import ConfigError, as_dict
 from jaxgen.data import load_mnist
-from jaxgen.diffusion import pipeline, prediction
+from jaxgen.diffusion import pipeline, prediction, pretrained
 from jaxgen.diffusion.training import train_diffusion
 from jaxgen.experiments._common import check_train_split, image_grid
 from jaxgen.io import figure, save_figure
@@ -51,6 +52,11 @@ class DiffusionConfig:
     ema_warmup: bool = False  # EMA decay min(ema_decay, (1 + n) / (10 + n)) after n steps
     sampler: str = "ddim"  # sampler judged: ddim, ddpm (all T steps) or dpm++
     lr_warmup: int = 0  # steps of linear learning-rate warm-up
+    # load the model jaxgen ships (made by this experiment's quick preset) instead of training;
+    # allowed only when every training setting equals the one it was trained with
+    pretrained: bool = False
+
+    shipped_model: ClassVar[str | None] = None  # the shipped model `pretrained` loads
 
     def __post_init__(self):
         if self.schedule not in pipeline.SCHEDULES:
@@ -71,6 +77,50 @@ class DiffusionConfig:
                               f"{self.data_range}")
         if self.sampler != "ddpm" and not 1 <= self.steps <= self.T:
             raise ConfigError(f"--set steps: expected an int in 1..{self.T}, got {self.steps}")
+        if self.pretrained:
+            check_pretrained(self)
+
+
+def training_settings(config: dict) -> dict:
+    """The fields of a diffusion config (as JSON) that decide the trained model: data, seed,
+    optimisation, noising, parameterisation and the network the config's `arch` uses."""
+    net = (("base", "mults", "depth", "attention") if config.get("arch") == "resunet"
+           else ("widths", "norm", "null_label"))
+    keys = ("seed", "train_split", "train_size", "epochs", "batch_size", "lr", "lr_warmup",
+            "ema_decay", "ema_warmup", "schedule", "T", "prediction", "weighting", "data_range",
+            "arch", *net, "p_uncond", "dropout_per_example", "latent_channels", "ae_epochs",
+            "ae_batch_size")
+    return {k: config[k] for k in keys if k in config}
+
+
+def check_pretrained(cfg: DiffusionConfig) -> None:
+    """ConfigError unless jaxgen ships `cfg.shipped_model` and it was trained with every
+    training setting of `cfg` (`training_settings`, where both configs have the field)."""
+    name = cfg.shipped_model
+    if name is None or name not in pretrained.available():
+        raise ConfigError(f"--set pretrained: jaxgen ships no model for this experiment (it "
+                          f"ships: {', '.join(pretrained.available()) or 'none'})")
+    theirs = training_settings(pretrained.about(name)["config"])
+    mine = training_settings(json_like(as_dict(cfg)))
+    differ = [k for k in theirs if k in mine and theirs[k] != mine[k]]
+    if differ:
+        raise ConfigError("--set pretrained: the shipped " + repr(name) + " model was trained "
+                          "with " + ", ".join(f"{k}={theirs[k]}" for k in differ) + ", this "
+                          "config has " + ", ".join(f"{k}={mine[k]}" for k in differ)
+                          + "; leave pretrained out to train one")
+
+
+def json_like(d: dict) -> dict:
+    """`d` as it reads back from JSON (tuples as lists), for comparing with saved configs."""
+    return json.loads(json.dumps(d))
+
+
+def load_pretrained(cfg: DiffusionConfig) -> tuple[pipeline.DiffusionModel, list, float]:
+    """The shipped model `cfg.pretrained` names (`check_pretrained` has passed), with its
+    training history and seconds per step, as `train_unet` returns a trained one."""
+    model, info = pretrained.load(cfg.shipped_model)
+    hist = info["history"]
+    return model, hist, seconds_per_step(hist) if hist else info["seconds_per_step"]
 
 
 # the CPU recipe the quick pixel-space models share, so that their numbers compare: a ResNet
@@ -156,11 +206,15 @@ class Trained(NamedTuple):
 def train_and_save(cfg: DiffusionConfig, out: Path, *, resume: bool, desc: str,
                    conditional: bool, p_uncond: float = 0.0) -> Trained:
     """The training digits of `cfg`, a U-Net trained on them (label-conditioned or not) from
-    the key of `cfg.seed`, saved into `out` for `jaxgen sample`."""
+    the key of `cfg.seed` (or, with `cfg.pretrained`, the shipped one), saved into `out` for
+    `jaxgen sample`."""
     data, x, y = training_data(cfg)
     key = jax.random.key(cfg.seed)
-    model, hist, sec = train_unet(out, x, y if conditional else None, cfg, key, resume=resume,
-                                  desc=desc, p_uncond=p_uncond)
+    if cfg.pretrained:
+        model, hist, sec = load_pretrained(cfg)
+    else:
+        model, hist, sec = train_unet(out, x, y if conditional else None, cfg, key,
+                                      resume=resume, desc=desc, p_uncond=p_uncond)
     pipeline.save(out, model)
     return Trained(data, x, y, key, model, hist, sec)
 

@@ -18,6 +18,8 @@ from jaxgen.experiments import _diffusion as common
 class Config(common.DiffusionConfig):
     """Settings (defaults: the `full` preset)."""
 
+    shipped_model = "cfg"
+
     p_uncond: float = 0.1
     gammas: tuple[float, ...] = (0.0, 1.0, 3.0, 5.0)  # guidance scales swept
 

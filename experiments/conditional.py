@@ -19,7 +19,7 @@ from jaxgen.experiments import _diffusion as common
 class Config(common.DiffusionConfig):
     """Settings (defaults: the `full` preset)."""
 
-    pass
+    shipped_model = "conditional"
 
 
 PRESETS = {

@@ -29,6 +29,7 @@ from jaxgen.io import figure, save_figure
 class Config(common.DiffusionConfig):
     """Settings (defaults: the `full` preset)."""
 
+    shipped_model = "ddpm"
     widths: tuple[int, ...] = (64, 128, 256)
     epochs: int = 10
     norm: str = "batch"  # the book's BatchNorm U-Net
@@ -67,9 +68,13 @@ def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
     net = common.make_net(cfg)
     key = jax.random.key(cfg.seed)
     t0 = time.perf_counter()
-    model, hist, state = train_diffusion(net, x, key=key, **common.recipe(cfg),
-                                         workdir=out / "train", resume=resume, desc="DDPM")
-    train_seconds = time.perf_counter() - t0
+    if cfg.pretrained:
+        model, hist, _ = common.load_pretrained(cfg)
+        steps, train_seconds = hist[-1]["step"], sum(h["seconds"] for h in hist)
+    else:
+        model, hist, state = train_diffusion(net, x, key=key, **common.recipe(cfg),
+                                             workdir=out / "train", resume=resume, desc="DDPM")
+        steps, train_seconds = int(state.step), time.perf_counter() - t0
     pipeline.save(out, model)
 
     ev = evaluate.load()
@@ -111,8 +116,9 @@ def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
     q = quality[head]
     return {
         "data_source": train_set.source, "train_size": len(x),
-        "unet_params": sum(p.size for p in jax.tree_util.tree_leaves(state.params)),
-        "steps": int(state.step), "train_seconds": round(train_seconds, 1),
+        "unet_params": sum(p.size for p in jax.tree_util.tree_leaves(
+            model.variables["unet"]["params"])),
+        "pretrained": cfg.pretrained, "steps": steps, "train_seconds": round(train_seconds, 1),
         "seconds_per_step": common.seconds_per_step(hist),
         "epoch_loss": [h["loss"] for h in hist], "epoch_seconds": [h["seconds"] for h in hist],
         "quality": quality, "fid": q["fid"], "fid_floor": q["floor"]["fid"],

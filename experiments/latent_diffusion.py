@@ -27,6 +27,8 @@ from jaxgen.train import train
 class Config(common.DiffusionConfig):
     """Settings (defaults: the `full` preset)."""
 
+    shipped_model = "latent-diffusion"
+
     ae_batch_size: int = 64  # the autoencoder's minibatch
     widths: tuple[int, ...] = (64, 128)
     epochs: int = 80
@@ -38,33 +40,40 @@ class Config(common.DiffusionConfig):
 
 PRESETS = {
     "full": Config(),
-    # the same 100 epochs as `cfg --quick` (~0.16 s a step: ~21 min on 2 cores, + ~6 for the AE)
-    "quick": Config(ae_epochs=10, epochs=100, batch_size=64, train_split="train-5k"),
+    # the CPU recipe's training choices (v-prediction, min-SNR, cosine, EMA warm-up,
+    # DPM-Solver++) on the 60,000 digits: the autoencoder one epoch, the latent U-Net six
+    # (5,622 steps of batch 64); guidance swept as in `cfg --quick`
+    "quick": Config(ae_epochs=1, epochs=6, batch_size=64, prediction="v", weighting="min-snr",
+                    schedule="cosine", ema_decay=0.995, ema_warmup=True, lr_warmup=100,
+                    sampler="dpm++", steps=10, n_samples=2000, gammas=(0.0, 1.0, 3.0)),
 }
 
 
 def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
     data, x, y = common.training_data(cfg)
     key = jax.random.key(cfg.seed)
-    ae = Autoencoder(cfg.latent_channels)
-    k_init, k_train = jax.random.split(jax.random.fold_in(key, 5))  # one key per use
-    t0 = time.perf_counter()
-    ae_state, ae_hist = train(make_loss(ae), jax.jit(ae.init)(k_init, x[:1])["params"],
-                              optax.adam(1e-3), (x,), key=k_train, epochs=cfg.ae_epochs,
-                              batch_size=cfg.ae_batch_size, workdir=out / "autoencoder",
-                              resume=resume,
-                              desc="autoencoder")
-    ae_seconds = time.perf_counter() - t0
-    ae_vars = {"params": ae_state.params}
-    encode = jax.jit(lambda v: ae.apply(ae_vars, v, method=Autoencoder.encode))
-    z = map_batches(lambda v: np.asarray(encode(v)), (x,))
-    scale = float(np.std(z))
-
-    model, hist, sec = common.train_unet(out, z / scale, y, cfg, key, resume=resume,
-                                         desc="latent CFG DDPM", p_uncond=cfg.p_uncond)
-    model = dataclasses.replace(model, variables={**model.variables,
-                                                  "autoencoder": ae_state.params},
-                                autoencoder=ae, latent_scale=scale)
+    if cfg.pretrained:  # the shipped model holds its autoencoder too
+        model, hist, sec = common.load_pretrained(cfg)
+        ae, ae_vars = model.autoencoder, {"params": model.variables["autoencoder"]}
+        ae_seconds, ae_loss, scale = None, None, model.latent_scale
+    else:
+        ae = Autoencoder(cfg.latent_channels)
+        k_init, k_train = jax.random.split(jax.random.fold_in(key, 5))  # one key per use
+        t0 = time.perf_counter()
+        ae_state, ae_hist = train(make_loss(ae), jax.jit(ae.init)(k_init, x[:1])["params"],
+                                  optax.adam(1e-3), (x,), key=k_train, epochs=cfg.ae_epochs,
+                                  batch_size=cfg.ae_batch_size, workdir=out / "autoencoder",
+                                  resume=resume, desc="autoencoder")
+        ae_seconds, ae_loss = time.perf_counter() - t0, ae_hist[-1]["loss"]
+        ae_vars = {"params": ae_state.params}
+        encode = jax.jit(lambda v: ae.apply(ae_vars, v, method=Autoencoder.encode))
+        z = map_batches(lambda v: np.asarray(encode(v)), (x,))
+        scale = float(np.std(z))
+        model, hist, sec = common.train_unet(out, z / scale, y, cfg, key, resume=resume,
+                                             desc="latent CFG DDPM", p_uncond=cfg.p_uncond)
+        model = dataclasses.replace(model, variables={**model.variables,
+                                                      "autoencoder": ae_state.params},
+                                    autoencoder=ae, latent_scale=scale)
     pipeline.save(out, model)
 
     ev, test = evaluate.load(), load_mnist("test")
@@ -82,9 +91,10 @@ def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
     save_figure(fig, out / "reconstructions.png")
     g3 = results["3"]
     return {"data_source": data.source, "train_size": len(x), "config": dataclasses.asdict(cfg),
-            "latent_shape": list(z.shape[1:]), "latent_scale": scale,
-            "compression": float(np.prod(x.shape[1:]) / np.prod(z.shape[1:])),
-            "autoencoder_seconds": ae_seconds, "autoencoder_final_loss": ae_hist[-1]["loss"],
+            "pretrained": cfg.pretrained,
+            "latent_shape": list(model.shape), "latent_scale": scale,
+            "compression": float(np.prod(x.shape[1:]) / np.prod(model.shape)),
+            "autoencoder_seconds": ae_seconds, "autoencoder_final_loss": ae_loss,
             "reconstruction": {"mse": float(np.mean((recon - reference) ** 2)),
                                "fid": recon_quality["fid"],
                                "fid_floor": recon_quality["floor"]["fid"],

@@ -3,10 +3,10 @@
     jaxgen list
     jaxgen run NAME [--preset P | --quick] [--set KEY=VALUE ...] [--seed N] [--seeds K]
                     [--out DIR] [--resume] [--devices N|all] [--distributed]
-    jaxgen run all [--preset P] [--out DIR] [--seed N] [--resume] [--devices N|all]
+    jaxgen run all [--preset P] [--train] [--out DIR] [--seed N] [--resume] [--devices N|all]
     jaxgen config NAME [--preset P | --quick] [--set KEY=VALUE ...]
     jaxgen bench [NAME] [--quick] [--out DIR]
-    jaxgen sample CHECKPOINT [--label L] [--guidance G] [--n N] [--steps S]
+    jaxgen sample CHECKPOINT|SHIPPED [--label L] [--guidance G] [--n N] [--steps S]
                   [--sampler ddim|ddpm|dpm++] [--seed N] [--out grid.png]
 
 A user mistake (unknown name, bad flag, unusable path) prints one line on stderr and exits 2.
@@ -97,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
                         "report mean ± std (same as --set seeds=K; vae, hvae, classifier)")
     r.add_argument("--resume", action="store_true",
                    help="continue training from the latest checkpoint under --out")
+    r.add_argument("--train", action="store_true",
+                   help="run all: train the diffusion models too (by default the quick run "
+                        "samples and judges the models shipped with jaxgen)")
     r.add_argument("--devices", default="1",
                    help="train data-parallel on N devices, or 'all' (default 1)")
     r.add_argument("--distributed", action="store_true",
@@ -112,7 +115,8 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="sample a grid from a trained diffusion model")
     s.add_argument("checkpoint", type=Path,
                    help="a `jaxgen run` output folder holding model.json (ddpm, conditional, "
-                        "cfg, classifier-guidance, latent-diffusion)")
+                        "cfg, classifier-guidance, latent-diffusion), or the name of a model "
+                        "shipped with jaxgen (`jaxgen list` shows them)")
     s.add_argument("--label", type=int, help="the digit to ask for (conditional models; "
                    "default: every digit in turn)")
     s.add_argument("--guidance", type=float, default=1.0,
@@ -155,7 +159,10 @@ def resolve_config(name: str, preset: str | None = None, overrides=(), seed: int
     except config_lib.ConfigError as e:
         raise UsageError(str(e)) from e
     if seed is not None:
-        cfg = dataclasses.replace(cfg, seed=seed)
+        try:
+            cfg = dataclasses.replace(cfg, seed=seed)
+        except config_lib.ConfigError as e:  # a field check that depends on the seed
+            raise UsageError(str(e)) from e
     if not 0 <= cfg.seed <= MAX_SEED:
         raise UsageError(f"--set seed: expected an int in 0..{MAX_SEED}, got {cfg.seed}")
     return preset, cfg
@@ -190,7 +197,7 @@ def _cmd_sample(args) -> None:
         raise UsageError(f"--out must be a .png file, got {args.out}")
     _out_dir(args.out.parent)  # a file in the way or a read-only folder: said before sampling
     try:
-        model = pipeline.load(args.checkpoint)
+        model = _load_model(args.checkpoint)
         labels = None
         if model.num_classes is not None:
             labels = (np.full(args.n, args.label) if args.label is not None
@@ -214,6 +221,21 @@ def _cmd_sample(args) -> None:
                                  f"{'' if args.sampler == 'ddpm' else f'-{args.steps}'}")
     save_figure(fig, args.out)
     print(f"{args.n} samples -> {args.out}")
+
+
+def _load_model(checkpoint: Path):
+    """A run folder, or else the shipped model of that name."""
+    from jaxgen.diffusion import pipeline, pretrained
+
+    name = str(checkpoint)
+    if not checkpoint.exists() and name in pretrained.available():
+        logging.getLogger("jaxgen").info("%s: the model shipped with jaxgen (%s)", name,
+                                         pretrained.about(name)["command"])
+        return pretrained.load(name)[0]
+    if not checkpoint.exists():
+        raise UsageError(f"checkpoint {name!r}: no such folder, and not a shipped model "
+                         f"({', '.join(pretrained.available()) or 'none installed'})")
+    return pipeline.load(checkpoint)
 
 
 def _out_dir(path: Path) -> Path:
@@ -323,6 +345,8 @@ def _run_locked(name: str, out: Path, config, *, preset: str, resume: bool) -> d
 
 
 def _cmd_list() -> None:
+    from jaxgen.diffusion import pretrained
+
     width = max(map(len, [*EXPERIMENTS, *BENCHMARKS]))
     print("experiments (jaxgen run NAME):")
     for name, (_, desc) in EXPERIMENTS.items():
@@ -330,6 +354,9 @@ def _cmd_list() -> None:
     print("benchmarks (jaxgen bench NAME):")
     for name, (_, desc) in BENCHMARKS.items():
         print(f"  {name:<{width}}  {desc}")
+    print("shipped diffusion models (jaxgen sample NAME; made by `jaxgen run NAME --quick`):")
+    for name in pretrained.available():
+        print(f"  {name:<{width}}  {pretrained.NAMES[name]}")
 
 
 def _cmd_run(args) -> None:
@@ -363,6 +390,9 @@ def _run_experiments(args) -> None:
             raise UsageError(f"--seeds: experiment {names[0]!r} does not train seed replicas")
         args.overrides = [*args.overrides, f"seeds={args.seeds}"]
     if len(names) == 1:
+        if args.train:
+            raise UsageError("--train applies to `run all`; one experiment always trains "
+                             "(--set pretrained=true loads its shipped model instead)")
         out = args.out or Path("runs") / names[0]
         preset, cfg = resolve_config(names[0], _preset(args), args.overrides, args.seed)
         metrics = run_experiment(names[0], out, cfg, preset=preset, resume=args.resume)
@@ -372,17 +402,37 @@ def _run_experiments(args) -> None:
         raise UsageError("--set applies to one experiment; run them one by one to change "
                          "settings")
     preset = _preset(args, default="quick")
-    configs = {name: resolve_config(name, preset, seed=args.seed)[1] for name in names}
+    configs = {name: resolve_config(name, preset, _shipped(name, preset, args.train),
+                                    seed=args.seed)[1] for name in names}
     root = args.out or Path("runs")
     summary = []
     for name in (bar := tqdm(names, desc="experiments", unit="exp")):
         bar.set_postfix_str(name)
         m = run_experiment(name, root / name, configs[name], preset=preset, resume=args.resume)
-        summary.append((name, m["seconds"], m.get("headline", "")))
-    print(f"\n{'experiment':<20} {'seconds':>8}  headline")
-    for name, sec, headline in summary:
-        print(f"{name:<20} {sec:>8.1f}  {headline}")
-    print(f"\nfigures and metrics.json under {root}/<experiment>/")
+        summary.append({"experiment": name, "model": "shipped" if m.get("pretrained") else "",
+                        "seconds": m["seconds"], "headline": m.get("headline", "")})
+    table = format_table(summary)
+    total = sum(r["seconds"] for r in summary)
+    _write_text(root / "summary.txt", f"{table}\n\n{len(summary)} experiments, {total:.0f} s "
+                                      f"(preset {preset})\n")
+    print(f"\n{table}\n\n{len(summary)} experiments in {total:.0f} s; figures and "
+          f"metrics.json under {root}/<experiment>/, this table in {root}/summary.txt")
+
+
+def _shipped(name: str, preset: str, train: bool) -> list[str]:
+    """`run all`'s override for experiment `name`: its quick diffusion model is loaded from the
+    ones jaxgen ships (`pretrained=true`) unless --train, or another preset, is asked for."""
+    from jaxgen.diffusion import pretrained
+
+    model = getattr(_module(name).Config, "shipped_model", None)
+    ship = preset == "quick" and not train and model in pretrained.available()
+    return ["pretrained=true"] if ship else []
+
+
+def _write_text(path: Path, text: str) -> None:
+    from jaxgen.io import _atomic_write
+
+    _atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def format_table(rows: list[dict]) -> str:

@@ -99,10 +99,22 @@ def _config(model: DiffusionModel) -> dict:
             "prediction": model.prediction, "data_range": list(model.data_range)}
 
 
-def save(directory: str | Path, model: DiffusionModel) -> Path:
-    """Write `model.msgpack` then `model.json` into `directory` (each atomically)."""
+STORAGE_DTYPES = ("float32", "float16")  # how model.msgpack may hold the floating arrays
+
+
+def save(directory: str | Path, model: DiffusionModel, *, dtype: str = "float32") -> Path:
+    """Write `model.msgpack` then `model.json` into `directory` (each atomically).
+
+    dtype 'float16' halves the file (the models shipped with jaxgen are stored so); `load`
+    always returns float32 variables. Rounding to float16 moves a weight by at most 2^-11 of
+    itself, so such a model is judged as shipped, not assumed equal to the float32 one."""
+    if dtype not in STORAGE_DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(STORAGE_DTYPES)}, got {dtype!r}")
     directory = Path(directory)
-    data = flax.serialization.to_bytes(model.variables)
+    variables = jax.tree_util.tree_map(
+        lambda a: np.asarray(a, dtype) if jnp.issubdtype(a.dtype, jnp.floating)
+        else np.asarray(a), model.variables)
+    data = flax.serialization.to_bytes(variables)
     _atomic_write(directory / "model.msgpack", lambda f: f.write(data))
     cfg = {**_config(model), "msgpack_sha256": hashlib.sha256(data).hexdigest()}
     write_json(directory / "model.json", {**cfg, "sha256": _config_digest(cfg)})
@@ -167,7 +179,9 @@ def load(directory: str | Path) -> DiffusionModel:
         shape = tuple(cfg["shape"])
         template = _templates(unet, shape, ae)
         _check_variables(data, template, msgpack_path)
-        variables = flax.serialization.from_bytes(template, data)
+        variables = jax.tree_util.tree_map(  # float16-stored models compute in float32
+            lambda a: jnp.asarray(a, jnp.float32) if jnp.issubdtype(a.dtype, jnp.floating)
+            else jnp.asarray(a), flax.serialization.from_bytes(template, data))
         try:  # model.json files written before schedules were recorded: linear eps models
             return DiffusionModel(unet, variables, shape, cfg["T"], cfg["p_uncond"], ae,
                                   cfg["latent_scale"], cfg.get("schedule", "linear"),
