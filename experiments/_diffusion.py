@@ -238,7 +238,9 @@ def sweep(model, key, scales, n: int, ev, *, steps: int, sampler: str = "ddim",
         kw = (dict(gamma=float(s)) if guide_fn is None
               else dict(guide_fn=guide_fn, guide_scale=float(s)))
         t0 = time.perf_counter()
-        images = pipeline.generate(model, n, labels, sampler=sampler, steps=steps, **kw, key=key)
+        images = pipeline.generate(model, n, labels, sampler=sampler, steps=steps, **kw, key=key,
+                                   progress=f"sampling, {'gamma' if guide_fn is None else 's'} "
+                                            f"{s:g}")
         seconds = time.perf_counter() - t0
         results[f"{s:g}"] = {**judge(ev, images, labels), "sample_seconds": seconds}
         rows[f"{s:g}"] = images[:80]

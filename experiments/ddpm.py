@@ -59,7 +59,8 @@ PRESETS = {
 def _sample(model, spec: str, n: int, key) -> tuple[np.ndarray, float]:
     name, _, steps = spec.rpartition("-")
     t0 = time.perf_counter()
-    images = pipeline.generate(model, n, sampler=name, steps=int(steps), key=key)
+    images = pipeline.generate(model, n, sampler=name, steps=int(steps), key=key,
+                               progress=f"sampling, {spec}")
     return images, time.perf_counter() - t0
 
 

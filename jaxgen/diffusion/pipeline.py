@@ -20,6 +20,7 @@ import flax.traverse_util
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm import tqdm
 
 from jaxgen.diffusion import ddpm, guidance, solvers
 from jaxgen.diffusion import schedule as schedules
@@ -251,7 +252,8 @@ def _sample_batch(variables, key, y, gamma, guide_scale, latent_scale, *, unet, 
 
 def generate(model: DiffusionModel, n: int, labels=None, gamma: float = 1.0,
              sampler: str = "ddim", steps: int = 50, batch_size: int = 250,
-             guide_fn=None, guide_scale: float = 0.0, *, key: jax.Array) -> np.ndarray:
+             guide_fn=None, guide_scale: float = 0.0, *, key: jax.Array,
+             progress: str | None = None) -> np.ndarray:
     """n images (n, 28, 28, 1) in [0, 1].
 
     labels: None (unconditional, or the null label) or (n,) ints; gamma: classifier-free
@@ -260,7 +262,8 @@ def generate(model: DiffusionModel, n: int, labels=None, gamma: float = 1.0,
     Classifier guidance: `guide_fn(y)` returns grad_x log p(y | x_t, t) (e.g.
     `guidance.classifier_grad`), scaled by `guide_scale`; pass the same guide_fn object for
     every scale to reuse one compilation.
-    Batches of `batch_size` share one compiled sampler (the last one is padded).
+    Batches of `batch_size` share one compiled sampler (the last one is padded); `progress`,
+    if given, labels a progress bar over them.
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
@@ -282,7 +285,9 @@ def generate(model: DiffusionModel, n: int, labels=None, gamma: float = 1.0,
                   data_range=tuple(model.data_range), sampler=sampler, steps=steps,
                   guided=conditional and gamma != 1.0, guide_fn=guide_fn)
     out = []
-    for i, start in enumerate(range(0, n, b)):
+    starts = range(0, n, b)
+    for i, start in enumerate(tqdm(starts, desc=progress, unit="batch", leave=False,
+                                   disable=progress is None)):
         y = np.zeros((b,), np.int32) if labels is None else np.resize(labels[start:start + b], b)
         x = _sample_batch(model.variables, jax.random.fold_in(key, i), y, jnp.float32(gamma),
                           jnp.float32(guide_scale), jnp.float32(model.latent_scale), **static)
