@@ -94,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=_seed, help="seed for jax.random (same as --set seed=N)")
     r.add_argument("--seeds", type=int, metavar="K",
                    help="train K seeds (--seed, --seed + 1, ...) as one vmapped program and "
-                        "report mean ± std (same as --set seeds=K; vae, hvae, classifier)")
+                        "report mean ± std (--set seeds=K; vae, hvae, classifier, nn)")
     r.add_argument("--resume", action="store_true",
                    help="continue training from the latest checkpoint under --out")
     r.add_argument("--train", action="store_true",

@@ -201,6 +201,19 @@ def test_vae_seeds_run_as_one_program_and_report_the_spread(tmp_path):
                                one["test_neg_elbo_nats"], rtol=1e-4)
 
 
+def test_nn_sine_fits_of_k_seeds_are_one_program_and_seed_0_is_the_plain_run(tmp_path):
+    sets = ["--set", "sine_steps=300"]
+    assert main(["run", "nn", *sets, "--seeds", "3", "--out", str(tmp_path / "k")]) == 0
+    assert main(["run", "nn", *sets, "--seed", "1", "--out", str(tmp_path / "s1")]) == 0
+    k = json.loads((tmp_path / "k" / "metrics.json").read_text())
+    s1 = json.loads((tmp_path / "s1" / "metrics.json").read_text())
+    per_seed = k["seeds"]["mlp_loss"]["per_seed"]
+    assert k["seeds"]["seeds"] == [0, 1, 2] and len(set(per_seed)) == 3
+    np.testing.assert_allclose(per_seed[0], k["mlp_loss"], rtol=1e-6)  # seed 0's figure
+    np.testing.assert_allclose(per_seed[1], s1["mlp_loss"], rtol=1e-5)  # vmapped = alone
+    np.testing.assert_allclose(k["seeds"]["mlp_loss"]["std"], np.std(per_seed, ddof=1))
+
+
 def test_seeds_for_an_experiment_without_replicas_is_one_line(capsys, tmp_path):
     assert main(["run", "mle", "--seeds", "3", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
