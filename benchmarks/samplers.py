@@ -2,8 +2,8 @@
 range of network evaluations (and DDPM ancestral at all T steps when asked), each judged with
 `evaluate.judge_against_test` beside the real-data floor at the same n, with its wall time.
 
-The model is `$JAXGEN_SAMPLER_MODEL` (default `runs/ddpm`, what `jaxgen run ddpm --quick`
-writes); without one the benchmark says how to make it and measures nothing.
+The model is `$JAXGEN_SAMPLER_MODEL`: a `jaxgen run` folder or a shipped model's name (default
+`runs/ddpm` if `jaxgen run ddpm` has written it, else the shipped `ddpm`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 from jaxgen import evaluate
 from jaxgen.benchmarks.common import machine
-from jaxgen.diffusion import pipeline
+from jaxgen.diffusion import pipeline, pretrained
 from jaxgen.io import figure, save_figure
 
 FULL = {"ddim": (10, 20, 50), "dpm++": (5, 10, 20)}
@@ -25,12 +25,17 @@ QUICK = {"ddim": (10,), "dpm++": (10,)}
 
 
 def run(*, quick: bool, out: Path | None = None) -> dict:
-    where = Path(os.environ.get("JAXGEN_SAMPLER_MODEL", "runs/ddpm"))
-    if not (where / "model.json").is_file():
+    where = os.environ.get("JAXGEN_SAMPLER_MODEL") or (
+        "runs/ddpm" if Path("runs/ddpm/model.json").is_file() else "ddpm")
+    if (Path(where) / "model.json").is_file():
+        model = pipeline.load(where)
+    elif where in pretrained.available():
+        model, where = pretrained.load(where)[0], f"the shipped {where} model"
+    else:
         return {"machine": machine(), "rows": [],
-                "notes": [f"no trained model in {where}: run `jaxgen run ddpm --quick` (or set "
-                          f"JAXGEN_SAMPLER_MODEL to a `jaxgen run` folder) first"]}
-    model, ev = pipeline.load(where), evaluate.load()
+                "notes": [f"no model at {where}: set JAXGEN_SAMPLER_MODEL to a `jaxgen run` "
+                          f"folder or one of {', '.join(pretrained.available())}"]}
+    ev = evaluate.load()
     n = 200 if quick else int(os.environ.get("JAXGEN_SAMPLER_N", "1000"))
     grid = dict(QUICK if quick else FULL)
     if os.environ.get("JAXGEN_SAMPLER_DDPM") == "1":
@@ -39,9 +44,9 @@ def run(*, quick: bool, out: Path | None = None) -> dict:
     labels = None if model.num_classes is None else np.arange(n) % model.num_classes
     for sampler, steps_list in grid.items():
         for steps in steps_list:
-            pipeline.generate(model, 8, labels if labels is None else labels[:8],
-                              sampler=sampler, steps=steps, batch_size=min(250, n),
-                              key=jax.random.key(0))  # compile outside the timing
+            b = min(250, n)  # one batch of the timed shape: compiled outside the timing
+            pipeline.generate(model, b, None if labels is None else labels[:b],
+                              sampler=sampler, steps=steps, batch_size=b, key=jax.random.key(0))
             t0 = time.perf_counter()
             images = pipeline.generate(model, n, labels, sampler=sampler, steps=steps,
                                        batch_size=min(250, n), key=jax.random.key(1))
