@@ -46,6 +46,7 @@ def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
     common.loss_figure(hist, out / "loss.png", "CFG DDPM training loss")
     g3 = results["3"]
     return {"data_source": data.source, "train_size": len(x), "config": dataclasses.asdict(cfg),
+            "pretrained": cfg.pretrained,
             "seconds_per_step": sec, "epoch_loss": [h["loss"] for h in hist],
             "by_gamma": results, "label_accuracy": g3["label_accuracy"], "fid": g3["fid"],
             "class_shares": g3["class_shares"],

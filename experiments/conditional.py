@@ -44,6 +44,7 @@ def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
                          f"conditional DDPM, {cfg.sampler}-{cfg.steps}: one row per digit")
     common.loss_figure(hist, out / "loss.png", "conditional DDPM training loss")
     return {"data_source": data.source, "train_size": len(x), "config": dataclasses.asdict(cfg),
+            "pretrained": cfg.pretrained,
             "seconds_per_step": sec, "epoch_loss": [h["loss"] for h in hist],
             "label_accuracy": q["label_accuracy"], "fid": q["fid"], "quality": q,
             "class_shares": q["class_shares"], "mean_confidence": q["mean_confidence"],

@@ -141,3 +141,24 @@ def test_noisy_classifier_sees_digits_in_the_guided_models_pixel_range():
         for x0, right in [(lo, True), (-1.0 - lo, False)]:
             eps = (seen["x_t"] - jnp.sqrt(ab) * x0) / jnp.sqrt(1 - ab)
             assert (abs(float(eps.mean())) < 5 / np.sqrt(eps.size)) == right
+
+
+@pytest.mark.parametrize("name,extra", [
+    ("conditional", []), ("cfg", []), ("latent-diffusion", []),
+    ("classifier-guidance", ["classifier_epochs=1", "classifier_widths=4,8"])])
+def test_an_experiment_samples_and_judges_its_shipped_model(name, extra, tmp_path):
+    """What `jaxgen run all` does for the diffusion rungs: load the shipped model (no
+    training), sample, judge, and leave the same model for `jaxgen sample`."""
+    shipped = cli._module(name).Config.shipped_model
+    if shipped not in pretrained.available():
+        pytest.skip(f"{shipped} is not shipped in this revision")
+    sets = [a for kv in ["pretrained=true", "n_samples=20", "steps=2", *extra]
+            for a in ("--set", kv)]
+    assert cli.main(["run", name, "--quick", *sets, "--out", str(tmp_path)]) == 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["pretrained"] and 0 <= m["label_accuracy"] <= 1 and m["fid"] > 0
+    assert m["epoch_loss"] == [h["loss"] for h in pretrained.about(shipped)["history"]]
+    assert not (tmp_path / "train").exists()  # nothing was trained
+    saved = json.loads((tmp_path / "model.json").read_text())
+    assert saved["unet"] == json.loads((pretrained.directory(shipped) / "model.json")
+                                       .read_text())["unet"]
