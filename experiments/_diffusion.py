@@ -41,6 +41,7 @@ class DiffusionConfig:
     arch: str = "unet"  # 'unet' (the book's, `widths`) or 'resunet' (base/mults/depth/attention)
     norm: str = "group"  # unet: 'batch' (the book) or 'group'
     null_label: str = "learned"  # conditional unet: 'skip' (the book) or 'learned'
+    param_init: str = "flax"  # unet: 'torch' (PyTorch's defaults, the book's model) or 'flax'
     dropout_per_example: bool = True  # label dropout per example, or whole batches (the book)
     base: int = 32  # resunet: channels at 28x28
     mults: tuple[int, ...] = (1, 2, 2)  # resunet: channel multipliers at 28, 14, 7
@@ -67,6 +68,7 @@ class DiffusionConfig:
             raise ConfigError(f"--set T: expected an int >= 1, got {self.T}")
         choices = {"arch": pipeline.ARCHITECTURES, "prediction": prediction.PREDICTIONS,
                    "norm": ("batch", "group"), "null_label": ("learned", "skip"),
+                   "param_init": diffusion.unet.INITS,
                    "weighting": prediction.WEIGHTINGS, "sampler": pipeline.SAMPLERS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -85,7 +87,7 @@ def training_settings(config: dict) -> dict:
     """The fields of a diffusion config (as JSON) that decide the trained model: data, seed,
     optimisation, noising, parameterisation and the network the config's `arch` uses."""
     net = (("base", "mults", "depth", "attention") if config.get("arch") == "resunet"
-           else ("widths", "norm", "null_label"))
+           else ("widths", "norm", "null_label", "param_init"))
     keys = ("seed", "train_split", "train_size", "epochs", "batch_size", "lr", "lr_warmup",
             "ema_decay", "ema_warmup", "schedule", "T", "prediction", "weighting", "data_range",
             "arch", *net, "p_uncond", "dropout_per_example", "latent_channels", "ae_epochs",
@@ -141,7 +143,7 @@ def make_net(cfg: DiffusionConfig, num_classes: int | None = None):
         return diffusion.ResUNet(base=cfg.base, mults=tuple(cfg.mults), depth=cfg.depth,
                                  attention=tuple(cfg.attention), num_classes=num_classes)
     return diffusion.UNet(widths=tuple(cfg.widths), norm=cfg.norm, num_classes=num_classes,
-                          null_label=cfg.null_label)
+                          null_label=cfg.null_label, param_init=cfg.param_init)
 
 
 def recipe(cfg: DiffusionConfig) -> dict:

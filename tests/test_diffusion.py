@@ -209,3 +209,27 @@ def test_the_books_conditional_unet_skips_the_embedding_for_the_null_label():
     np.testing.assert_allclose(null, net.apply(without, x, t, jnp.array([3, 7])), atol=1e-5)
     assert not np.allclose(null, net.apply(variables, x, t, jnp.array([3, 7])), atol=1e-3)
     np.testing.assert_array_equal(null, net.apply(variables, x, t))  # no labels: the null
+
+
+def test_unet_torch_init_is_pytorchs_default_for_every_layer():
+    """param_init='torch': every kernel and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as
+    PyTorch's Linear/Conv2d (the book's model); Flax's default keeps zero biases."""
+    import flax
+
+    x, t = jnp.zeros((1, 28, 28, 1)), jnp.ones((1,), jnp.int32)
+    torch_like = diffusion.UNet(param_init="torch").init(jax.random.key(0), x, t)["params"]
+    flat = flax.traverse_util.flatten_dict(torch_like, sep="/")
+    layers = {k.rsplit("/", 1)[0] for k in flat if k.endswith("kernel")}
+    assert len(layers) == 5 * 4 + 1  # 5 blocks x (2 Dense + 2 Conv) + the 1x1 output conv
+    for layer in layers:
+        kernel, bias = np.asarray(flat[f"{layer}/kernel"]), np.asarray(flat[f"{layer}/bias"])
+        bound = 1 / np.sqrt(np.prod(kernel.shape[:-1]))  # fan_in: kh * kw * c_in, or c_in
+        for w in (kernel, bias):
+            assert np.abs(w).max() <= bound
+        if kernel.size > 10_000:  # the uniform's std bound / sqrt(3), within 5 standard errors
+            assert abs(kernel.std() / (bound / np.sqrt(3)) - 1) < 5 / np.sqrt(kernel.size)
+    flax_like = diffusion.UNet().init(jax.random.key(0), x, t)["params"]
+    assert all(not np.any(b) for k, b in flax.traverse_util.flatten_dict(
+        flax_like, sep="/").items() if k.endswith("bias") and "BatchNorm" not in k)
+    with pytest.raises(ValueError, match="param_init must be one of"):
+        diffusion.UNet(param_init="he").init(jax.random.key(0), x, t)

@@ -30,19 +30,37 @@ def sinusoidal_embedding(t: jax.Array, dim: int) -> jax.Array:
     return jnp.where(i % 2 == 0, jnp.sin(angle), jnp.cos(angle))
 
 
+INITS = ("flax", "torch")  # Flax's defaults, or PyTorch's (the book's model)
+
+
+def initializers(init: str, fan_in: int) -> dict:
+    """Keyword arguments of a Dense/Conv layer with `fan_in` inputs (per output unit): {} for
+    Flax's defaults (lecun_normal kernels, zero biases) or PyTorch's defaults for Linear/Conv2d,
+    kernel and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming_uniform with a = sqrt(5))."""
+    if init == "flax":
+        return {}
+    bound = 1.0 / math.sqrt(fan_in)
+    return {"kernel_init": nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform"),
+            "bias_init": lambda key, shape, dtype=jnp.float32: jax.random.uniform(
+                key, shape, dtype, -bound, bound)}
+
+
 class ConvBlock(nn.Module):
     """y = (conv3x3 -> norm -> ReLU) x 2 applied to x + MLP(time embedding)."""
 
     features: int
     norm: str = "batch"
+    param_init: str = "flax"  # one of INITS
 
     @nn.compact
     def __call__(self, x, emb, train: bool):
         c_in = x.shape[-1]
-        v = nn.Dense(c_in)(nn.relu(nn.Dense(c_in)(emb)))
+        v = nn.Dense(c_in, **initializers(self.param_init, emb.shape[-1]))(emb)
+        v = nn.Dense(c_in, **initializers(self.param_init, c_in))(nn.relu(v))
         x = x + v[:, None, None, :]
         for _ in range(2):
-            x = nn.Conv(self.features, (3, 3), padding=1)(x)
+            x = nn.Conv(self.features, (3, 3), padding=1,
+                        **initializers(self.param_init, 9 * x.shape[-1]))(x)
             if self.norm == "batch":
                 x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
             else:
@@ -59,12 +77,15 @@ class UNet(nn.Module):
     norm: str = "batch"
     num_classes: int | None = None  # None: unconditional; else labels 0..num_classes (= null)
     null_label: str = "learned"  # 'learned' (an embedding row) or 'skip' (the book: none added)
+    param_init: str = "flax"  # initialisation: 'flax' defaults or 'torch' (the book's model)
 
     @nn.compact
     def __call__(self, x, t, y=None, train: bool = False):
         """y (B,) integer labels in 0..num_classes (num_classes = null); None = the null label."""
         if self.norm not in ("batch", "group"):
             raise ValueError(f"norm must be 'batch' or 'group', got {self.norm!r}")
+        if self.param_init not in INITS:
+            raise ValueError(f"param_init must be one of {INITS}, got {self.param_init!r}")
         if self.null_label not in ("learned", "skip"):
             raise ValueError(f"null_label must be 'learned' or 'skip', got {self.null_label!r}")
         channels = x.shape[-1]
@@ -85,12 +106,13 @@ class UNet(nn.Module):
             raise ValueError("labels y were given to an unconditional UNet (num_classes=None)")
         skips = []
         for w in self.widths[:-1]:
-            x = ConvBlock(w, self.norm)(x, emb, train)
+            x = ConvBlock(w, self.norm, self.param_init)(x, emb, train)
             skips.append(x)
             x = nn.max_pool(x, (2, 2), strides=(2, 2))
-        x = ConvBlock(self.widths[-1], self.norm)(x, emb, train)
+        x = ConvBlock(self.widths[-1], self.norm, self.param_init)(x, emb, train)
         for w, skip in zip(reversed(self.widths[:-1]), reversed(skips), strict=True):
             b, h, wd, c = x.shape
             x = jax.image.resize(x, (b, 2 * h, 2 * wd, c), "bilinear")
-            x = ConvBlock(w, self.norm)(jnp.concatenate([x, skip], axis=-1), emb, train)
-        return nn.Conv(channels, (1, 1))(x)
+            x = ConvBlock(w, self.norm, self.param_init)(jnp.concatenate([x, skip], axis=-1), emb,
+                                                   train)
+        return nn.Conv(channels, (1, 1), **initializers(self.param_init, x.shape[-1]))(x)
