@@ -28,7 +28,7 @@ PRESETS = {
     # the book's chapter 10: BatchNorm U-Net 64-128-256, nn.Embedding(10, 100), null = no
     # embedding, whole-batch label dropout p = 0.1, 10 epochs of batch 128, no EMA
     "full": Config(widths=(64, 128, 256), norm="batch", null_label="skip",
-                   dropout_per_example=False, epochs=10, ema_decay=None),
+                   dropout_per_example=False, epochs=10, ema_decay=None, param_init="torch"),
     # the CPU recipe (`common.QUICK`, as `ddpm --quick`); each guided sample costs two network
     # evaluations a step, so 10 DPM-Solver++ steps and gamma 0, 1, 3 keep the sweep in minutes
     "quick": Config(**{**common.QUICK, "steps": 10}, gammas=(0.0, 1.0, 3.0)),

@@ -26,7 +26,7 @@ PRESETS = {
     # the book's chapter 10 conditional model: BatchNorm U-Net 64-128-256 + nn.Embedding(10, 100)
     # added to the time embedding, 10 epochs of batch 128, no EMA
     "full": Config(widths=(64, 128, 256), norm="batch", null_label="skip", epochs=10,
-                   ema_decay=None),
+                   ema_decay=None, param_init="torch"),
     # the same recipe and budget as `cfg --quick`, so the two compare
     "quick": Config(**common.QUICK),
 }

@@ -48,9 +48,9 @@ class Config(common.DiffusionConfig):
 
 
 PRESETS = {
-    # the book: its U-Net with BatchNorm, 10 epochs of batch 128 (about 5 s a step on 2 cores),
-    # no parameter EMA
-    "full": Config(ema_decay=None),
+    # the book: its U-Net with BatchNorm and PyTorch's initialisation, 10 epochs of batch 128
+    # (2.3 s a step on 2 Xeon cores), no parameter EMA
+    "full": Config(ema_decay=None, param_init="torch"),
     # the CPU recipe shared by the quick diffusion experiments, judged at 20 DPM-Solver++ steps
     "quick": Config(**{**common.QUICK, "samplers": ("dpm++-20",)}),
 }

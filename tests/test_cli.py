@@ -143,8 +143,9 @@ def test_config_prints_the_resolved_preset_with_overrides(capsys):
     assert main(["config", "cfg", "--set", "widths=8,16", "--set", "train_size=none"]) == 0
     out = capsys.readouterr().out
     cfg = json.loads(out[out.index("{"):])
-    # the book's chapter 10 (the full preset): 10 epochs
+    # the book's chapter 10 (the full preset): 10 epochs, the book's PyTorch initialisation
     assert cfg["widths"] == [8, 16] and cfg["train_size"] is None and cfg["epochs"] == 10
+    assert cfg["param_init"] == "torch" and cfg["null_label"] == "skip"
 
 
 def test_a_run_records_its_config_and_environment_and_resume_refuses_another(tmp_path,
