@@ -402,8 +402,16 @@ def _run_experiments(args) -> None:
         raise UsageError("--set applies to one experiment; run them one by one to change "
                          "settings")
     preset = _preset(args, default="quick")
-    configs = {name: resolve_config(name, preset, _shipped(name, preset, args.train),
-                                    seed=args.seed)[1] for name in names}
+    configs = {}
+    for name in names:
+        shipped = _shipped(name, preset, args.train)
+        try:
+            configs[name] = resolve_config(name, preset, shipped, seed=args.seed)[1]
+        except UsageError as e:
+            if not shipped:
+                raise
+            raise UsageError(f"{name}: {e} (`run all --train` trains the diffusion models "
+                             f"instead of loading the shipped ones)") from e
     root = args.out or Path("runs")
     summary = []
     for name in (bar := tqdm(names, desc="experiments", unit="exp")):

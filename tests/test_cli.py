@@ -8,6 +8,7 @@ import pytest
 
 from jaxgen.benchmarks import BENCHMARKS
 from jaxgen.cli import main
+from jaxgen.diffusion import pretrained
 from jaxgen.experiments import EXPERIMENTS
 
 
@@ -19,12 +20,14 @@ def jaxgen(*args):
 def test_list_names_every_experiment_and_every_benchmark(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    head, sep, bench = out.partition("benchmarks (jaxgen bench NAME):")
-    assert sep and head.startswith("experiments (jaxgen run NAME):")
+    head, sep, rest = out.partition("benchmarks (jaxgen bench NAME):")
+    bench, sep2, models = rest.partition("shipped diffusion models")
+    assert sep and sep2 and head.startswith("experiments (jaxgen run NAME):")
     # each section lists its own names ('gmm' is both an experiment and a benchmark)
     listed = lambda section: {line.split()[0] for line in section.splitlines()[1:] if line}  # noqa: E731
     assert listed(head) == set(EXPERIMENTS)
     assert listed(sep + bench) == set(BENCHMARKS)
+    assert listed(models) == set(pretrained.available())
 
 
 @pytest.mark.parametrize("args,msg", [
@@ -166,7 +169,7 @@ def test_a_run_records_its_config_and_environment_and_resume_refuses_another(tmp
     assert main(["run", "mle", "--out", str(tmp_path), "--resume", "--set", "samples=500"]) == 0
 
 
-def test_run_all_resume_resumes_every_experiment(tmp_path, monkeypatch):
+def test_run_all_resume_resumes_every_experiment(tmp_path, monkeypatch, capsys):
     # the multi-experiment branch used to call each experiment without resume, so train()
     # deleted its checkpoints: every experiment must now get resume=True and its quick preset
     import jaxgen.cli as cli
@@ -178,7 +181,11 @@ def test_run_all_resume_resumes_every_experiment(tmp_path, monkeypatch):
         return {"seconds": 0.0, "headline": ""}
 
     monkeypatch.setattr(cli, "run_experiment", fake)
-    assert main(["run", "all", "--resume", "--seed", "3", "--out", str(tmp_path)]) == 0
+    # the shipped diffusion models were trained with seed 0: another seed must train them
+    assert main(["run", "all", "--resume", "--seed", "3", "--out", str(tmp_path)]) == 2
+    assert not calls and "--train" in capsys.readouterr().err
+    assert main(["run", "all", "--resume", "--train", "--seed", "3", "--out",
+                 str(tmp_path)]) == 0
     assert [c[0] for c in calls] == list(EXPERIMENTS)
     assert all(c[1:] == ("quick", True, 3) for c in calls)
 
