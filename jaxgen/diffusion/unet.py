@@ -55,8 +55,9 @@ class ConvBlock(nn.Module):
     @nn.compact
     def __call__(self, x, emb, train: bool):
         c_in = x.shape[-1]
-        v = nn.Dense(c_in, **initializers(self.param_init, emb.shape[-1]))(emb)
-        v = nn.Dense(c_in, **initializers(self.param_init, c_in))(nn.relu(v))
+        outer = nn.Dense(c_in, **initializers(self.param_init, c_in))  # named first: Dense_0
+        inner = nn.Dense(c_in, **initializers(self.param_init, emb.shape[-1]))
+        v = outer(nn.relu(inner(emb)))
         x = x + v[:, None, None, :]
         for _ in range(2):
             x = nn.Conv(self.features, (3, 3), padding=1,
