@@ -22,41 +22,13 @@ def _torch_unet_step(batch: int):
     """The book's U-Net and train step in PyTorch eager (NCHW), or None without torch."""
     try:
         import torch
-        from torch import nn
     except ImportError:
         return None
+    from jaxgen.benchmarks.torch_book_ddpm import book_unet
+
     torch.manual_seed(0)
 
-    class ConvBlock(nn.Module):
-        def __init__(self, c_in, c_out, t_dim=100):
-            super().__init__()
-            self.convs = nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1),
-                                       nn.BatchNorm2d(c_out), nn.ReLU(),
-                                       nn.Conv2d(c_out, c_out, 3, padding=1),
-                                       nn.BatchNorm2d(c_out), nn.ReLU())
-            self.mlp = nn.Sequential(nn.Linear(t_dim, c_in), nn.ReLU(), nn.Linear(c_in, c_in))
-
-        def forward(self, x, v):
-            return self.convs(x + self.mlp(v)[:, :, None, None])
-
-    class UNet(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.down1, self.down2 = ConvBlock(1, 64), ConvBlock(64, 128)
-            self.bot1 = ConvBlock(128, 256)
-            self.up2, self.up1 = ConvBlock(128 + 256, 128), ConvBlock(128 + 64, 64)
-            self.out = nn.Conv2d(64, 1, 1)
-            self.pool = nn.MaxPool2d(2)
-            self.upsample = nn.Upsample(scale_factor=2, mode="bilinear")
-
-        def forward(self, x, v):
-            x1 = self.down1(x, v)
-            x2 = self.down2(self.pool(x1), v)
-            x = self.upsample(self.bot1(self.pool(x2), v))
-            x = self.upsample(self.up2(torch.cat([x, x2], 1), v))
-            return self.out(self.up1(torch.cat([x, x1], 1), v))
-
-    net = UNet()
+    net = book_unet()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     x0 = torch.rand(batch, 1, 28, 28)
     v = torch.randn(batch, 100)  # the time embedding's cost is negligible next to the convs

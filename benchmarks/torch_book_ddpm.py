@@ -17,24 +17,11 @@ import math
 import time
 
 
-def main(argv=None) -> None:
-    import numpy as np
+def book_unet():
+    """The book's U-Net in PyTorch eager (NCHW): `net(x_t, v)` with v (B, 100) the time
+    embedding; also the eager baseline of `jaxgen bench ddpm`."""
     import torch
     from torch import nn
-    from torch.nn import functional as F
-
-    from jaxgen.data import load_mnist
-
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    torch.manual_seed(args.seed)
-
-    def pos_encoding(t, dim):  # the book's: sin at even i, cos at odd i, t / 10000^(i / dim)
-        i = torch.arange(dim)
-        angle = t[:, None].float() / torch.exp(i / dim * math.log(10000.0))
-        return torch.where(i % 2 == 0, torch.sin(angle), torch.cos(angle))
 
     class ConvBlock(nn.Module):
         def __init__(self, c_in, c_out, t_dim=100):
@@ -58,19 +45,39 @@ def main(argv=None) -> None:
             self.pool = nn.MaxPool2d(2)
             self.upsample = nn.Upsample(scale_factor=2, mode="bilinear")
 
-        def forward(self, x, t):
-            v = pos_encoding(t, 100)
+        def forward(self, x, v):
             x1 = self.down1(x, v)
             x2 = self.down2(self.pool(x1), v)
             x = self.upsample(self.bot1(self.pool(x2), v))
             x = self.upsample(self.up2(torch.cat([x, x2], 1), v))
             return self.out(self.up1(torch.cat([x, x1], 1), v))
 
+    return UNet()
+
+
+def main(argv=None) -> None:
+    import numpy as np
+    import torch
+    from torch.nn import functional as F
+
+    from jaxgen.data import load_mnist
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    torch.manual_seed(args.seed)
+
+    def pos_encoding(t, dim):  # the book's: sin at even i, cos at odd i, t / 10000^(i / dim)
+        i = torch.arange(dim)
+        angle = t[:, None].float() / torch.exp(i / dim * math.log(10000.0))
+        return torch.where(i % 2 == 0, torch.sin(angle), torch.cos(angle))
+
     T = 1000
     betas = torch.linspace(1e-4, 0.02, T)
     alpha_bars = torch.cumprod(1 - betas, 0)
     images = torch.from_numpy(np.asarray(load_mnist("train").images)).permute(0, 3, 1, 2)
-    net = UNet()
+    net = book_unet()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     print(f"{sum(q.numel() for q in net.parameters()):,} parameters, {len(images):,} digits")
     for epoch in range(1, args.epochs + 1):
@@ -80,7 +87,8 @@ def main(argv=None) -> None:
             t = torch.randint(1, T + 1, (len(x),))
             noise = torch.randn_like(x)
             ab = alpha_bars[t - 1][:, None, None, None]
-            loss = F.mse_loss(net(ab.sqrt() * x + (1 - ab).sqrt() * noise, t), noise)
+            loss = F.mse_loss(net(ab.sqrt() * x + (1 - ab).sqrt() * noise,
+                                  pos_encoding(t, 100)), noise)
             opt.zero_grad()
             loss.backward()
             opt.step()
