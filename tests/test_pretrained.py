@@ -160,3 +160,10 @@ def test_an_experiment_samples_and_judges_its_shipped_model(name, extra, tmp_pat
     assert m["epoch_loss"] == [h["loss"] for h in pretrained.about(shipped)["history"]]
     assert not (tmp_path / "train").exists()  # nothing was trained
     assert pipeline.load(tmp_path).unet == pretrained.load(shipped)[0].unet
+
+
+def test_sample_names_a_missing_folder_that_is_no_shipped_model(tmp_path, capsys):
+    assert cli.main(["sample", str(tmp_path / "nosuch"), "--out", str(tmp_path / "s.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no such folder, and not a shipped model" in err[0]
+    assert not (tmp_path / "s.png").exists()
