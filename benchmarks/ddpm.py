@@ -1,9 +1,12 @@
-"""DDPM: the book's U-Net train step (batch 128) jaxgen vs PyTorch eager, and the CPU recipe's
-ResNet U-Net step (v-prediction, min-SNR, cosine), each with achieved GFLOP/s against the
-`jnp.dot` peak measured in the same run; sampling as one `lax.scan` vs a Python loop of jitted
-steps, DDIM-50 and DPM-Solver++-20 vs DDPM-1000 (with a small U-Net, so it fits on a CPU)."""
+"""DDPM: the book's U-Net train step (batch 128) and the CPU recipe's ResNet U-Net step
+(v-prediction, min-SNR, cosine), each jaxgen vs PyTorch eager (the ResUNet's twin:
+`torch_resunet.py`) and with achieved GFLOP/s against the `jnp.dot` peak measured in the same
+run; sampling as one `lax.scan` vs a Python loop of jitted steps, DDIM-50 and
+DPM-Solver++-20 vs DDPM-1000 (with a small U-Net, so it fits on a CPU)."""
 
 from __future__ import annotations
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -58,7 +61,41 @@ def _step_cost(step, state, key, batch, repeats: int) -> tuple[float, float]:
     return seconds, float(cost.get("flops", 0.0))
 
 
-def _resunet_row(batch: int, repeats: int, peak: float) -> dict:
+def _torch_resunet_step(cfg, batch: int):
+    """The same ResUNet's train step (v-prediction, min-SNR-5 weighting, Adam) in PyTorch
+    eager, or None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    from jaxgen.benchmarks.torch_resunet import res_unet
+
+    torch.manual_seed(0)
+    net = res_unet(cfg.base, tuple(cfg.mults), cfg.depth, tuple(cfg.attention), cfg.upsample)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x0 = torch.rand(batch, 1, 28, 28) * 2 - 1
+    alpha_bar = torch.cos(torch.linspace(0, 1, 1000) * math.pi / 2) ** 2
+
+    def step():
+        t = torch.randint(1, 1000, (batch,))
+        a = alpha_bar[t].sqrt()[:, None, None, None]
+        s = (1 - alpha_bar[t]).sqrt()[:, None, None, None]
+        noise = torch.randn_like(x0)
+        snr = alpha_bar[t] / (1 - alpha_bar[t])
+        weight = torch.clamp(snr, max=5.0) / (snr + 1)  # min-SNR-5 on the v loss
+        v = a * noise - s * x0
+        err = ((net(a * x0 + s * noise, t) - v) ** 2).mean((1, 2, 3))
+        loss = (weight * err).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step, sum(p.numel() for p in net.parameters())
+
+
+def _resunet_rows(batch: int, repeats: int, peak: float) -> list[dict]:
+    """The CPU recipe's ResUNet train step in jaxgen and, with torch, its PyTorch eager twin."""
     from jaxgen.experiments._diffusion import QUICK, DiffusionConfig, make_net
 
     cfg = DiffusionConfig(**QUICK)
@@ -71,9 +108,20 @@ def _resunet_row(batch: int, repeats: int, peak: float) -> dict:
     seconds, flops = _step_cost(make_train_step(loss, opt), init_state(params, opt), key, (x,),
                                 repeats)
     n = sum(a.size for a in jax.tree_util.tree_leaves(params))
-    return dict(case=f"ResUNet {cfg.base}x{cfg.mults} ({n / 1e6:.2f}M params) train step, "
-                     f"batch {batch}", impl="jaxgen jit", seconds=seconds,
-                gflops=flops / seconds / 1e9, peak_share=flops / seconds / 1e9 / peak)
+    case = (f"ResUNet {cfg.base}x{cfg.mults} up={cfg.upsample} ({n / 1e6:.2f}M params) train "
+            f"step, batch {batch}")
+    rows = [dict(case=case, impl="jaxgen jit", seconds=seconds, gflops=flops / seconds / 1e9,
+                 peak_share=flops / seconds / 1e9 / peak)]
+    twin = _torch_resunet_step(cfg, batch)
+    if twin is not None:
+        fn, n_torch = twin
+        import torch
+
+        t_torch = median_seconds(fn, repeats, warmup=1)
+        rows[0]["vs_torch"] = t_torch / seconds
+        rows.append(dict(case=case, impl=f"PyTorch {torch.__version__} eager (twin, "
+                         f"{n_torch / 1e6:.2f}M params)", seconds=t_torch, vs_torch=1.0))
+    return rows
 
 
 def run(*, quick: bool) -> dict:
@@ -104,9 +152,10 @@ def run(*, quick: bool) -> dict:
         rows[0]["vs_torch"] = t_torch / t_jax
         rows.append(dict(case=f"U-Net train step, batch {batch}", impl=f"PyTorch {version} eager",
                          seconds=t_torch, vs_torch=1.0))
-    rows.append(_resunet_row(batch, repeats, peak))
-    notes.append("peak_share = achieved GFLOP/s / the jnp.dot peak of this run; the ResUNet "
-                 "has no PyTorch twin here yet")
+    rows += _resunet_rows(batch, repeats, peak)
+    notes.append("peak_share = achieved GFLOP/s / the jnp.dot peak of this run; vs_torch = "
+                 "PyTorch eager seconds / this row's seconds (the ResUNet's twin: "
+                 "benchmarks/torch_resunet.py)")
 
     small = diffusion.UNet(widths=(16, 32, 64), norm="group")
     p_small = jax.jit(small.init)(key, x[:1], jnp.ones((1,), jnp.int32))

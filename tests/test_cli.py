@@ -39,6 +39,10 @@ def test_list_names_every_experiment_and_every_benchmark(capsys):
     (["run", "vae", "--set", "epochs=two"], "--set epochs: expected int, got 'two'"),
     (["run", "vae", "--preset", "huge"], "has presets full, quick"),
     (["config", "cfg", "--set", "gammas=1,x"], "--set gammas: expected float"),
+    (["config", "ddpm", "--set", "lr_schedule=step"],
+     "--set lr_schedule: expected one of constant, cosine, got 'step'"),
+    (["config", "ddpm", "--quick", "--set", "upsample=bilinear"],
+     "--set upsample: expected one of conv, nearest, got 'bilinear'"),
     ([], "required"),
 ])
 def test_user_mistakes_get_one_line_and_exit_2(args, msg):

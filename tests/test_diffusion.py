@@ -171,6 +171,57 @@ def test_a_resunet_v_model_round_trips_and_samples_in_its_data_range(tmp_path):
         pipeline.DiffusionModel(net, {}, (28, 28, 1), prediction="score")
 
 
+def test_resunet_upsample_nearest_drops_exactly_the_up_convs():
+    x, t = jnp.zeros((2, 28, 28, 1)), jnp.ones((2,), jnp.int32)
+
+    def n_params(**kw):
+        net = diffusion.ResUNet(base=8, mults=(1, 2, 3), **kw)
+        params = jax.jit(net.init)(jax.random.key(0), x, t)["params"]
+        assert net.apply({"params": params}, x, t).shape == x.shape
+        return sum(a.size for a in jax.tree_util.tree_leaves(params))
+
+    # going up into 28x28 (from 16 channels) and 14x14 (from 24): a 3x3 conv c -> c each
+    up_convs = sum(9 * c * c + c for c in (16, 24))
+    assert n_params(upsample="conv") - n_params(upsample="nearest") == up_convs
+    with pytest.raises(ValueError, match="upsample must be one of"):
+        n_params(upsample="bilinear")
+
+
+@pytest.mark.parametrize("kw", [dict(base=32, mults=(1, 2, 2), attention=(7,)),
+                                dict(base=8, mults=(1, 2), depth=2, attention=(14, 7),
+                                     upsample="nearest")])
+def test_the_pytorch_twin_of_the_resunet_has_its_parameters_and_shapes(kw):
+    torch = pytest.importorskip("torch")  # an optional extra: the benchmark's eager baseline
+    from jaxgen.benchmarks.torch_resunet import res_unet
+
+    x, t = jnp.zeros((2, 28, 28, 1)), jnp.ones((2,), jnp.int32)
+    params = jax.jit(diffusion.ResUNet(**kw).init)(jax.random.key(0), x, t)["params"]
+    twin = res_unet(**kw)
+    assert (sum(p.numel() for p in twin.parameters())
+            == sum(a.size for a in jax.tree_util.tree_leaves(params)))
+    out = twin(torch.zeros(2, 1, 28, 28), torch.ones(2, dtype=torch.long))
+    assert tuple(out.shape) == (2, 1, 28, 28)
+
+
+def test_learning_rate_warms_up_then_follows_a_cosine_to_zero():
+    from jaxgen.diffusion.training import learning_rate
+
+    rate = learning_rate(2e-3, warmup=100, schedule="cosine", total_steps=1100)
+    steps = np.arange(1101)
+    lr = np.array([rate(s) for s in steps])
+    np.testing.assert_allclose(lr[:101], 2e-3 * steps[:101] / 100, rtol=1e-5, atol=1e-9)  # float32
+    expected = 2e-3 * (1 + np.cos(np.pi * (steps[100:] - 100) / 1000)) / 2  # closed form
+    np.testing.assert_allclose(lr[100:], expected, rtol=1e-5, atol=1e-9)
+    assert lr[600] == pytest.approx(1e-3) and lr[-1] == pytest.approx(0.0, abs=1e-12)
+    constant = learning_rate(2e-3, warmup=100)
+    assert constant(50) == pytest.approx(1e-3) and constant(5000) == pytest.approx(2e-3)
+    assert learning_rate(2e-3) == 2e-3
+    with pytest.raises(ValueError, match="lr_schedule must be one of"):
+        learning_rate(2e-3, schedule="step")
+    with pytest.raises(ValueError, match="needs total_steps > warmup"):
+        learning_rate(2e-3, warmup=100, schedule="cosine", total_steps=100)
+
+
 def test_cli_samplers_are_the_pipelines():
     from jaxgen import cli
     from jaxgen.diffusion import pipeline

@@ -97,6 +97,26 @@ def test_pretrained_refuses_a_config_it_was_not_trained_with():
         common.check_pretrained(types.SimpleNamespace(shipped_model=None))
 
 
+def test_pretrained_reads_a_setting_the_shipped_config_predates_as_its_default(monkeypatch):
+    # a model shipped before `upsample` / `lr_schedule` existed was trained with their defaults
+    new = ("upsample", "lr_schedule")
+    about = pretrained.about
+
+    def older(name):
+        info = about(name)
+        recipe = {k: v for k, v in common.json_like(common.QUICK).items() if k not in new}
+        info["config"] = {**{k: v for k, v in info["config"].items() if k not in new}, **recipe}
+        return info
+
+    monkeypatch.setattr(pretrained, "about", older)
+    Config = cli._module("ddpm").Config
+    common.check_pretrained(Config(**{**common.QUICK, "upsample": "conv",
+                                      "lr_schedule": "constant"}))
+    with pytest.raises(ConfigError, match="with lr_schedule=constant, upsample=conv, this "
+                                          "config has lr_schedule=cosine, upsample=nearest"):
+        common.check_pretrained(Config(**common.QUICK))
+
+
 def test_run_all_loads_shipped_models_only_for_the_quick_preset_without_train():
     shipped = set(pretrained.available())
     for name in ["ddpm", "cfg", "classifier-guidance", "vae"]:

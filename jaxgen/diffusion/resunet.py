@@ -10,6 +10,12 @@ multipliers. NHWC; the same call signature as the book's `UNet`.
           -> middle: ResBlock, Attention, ResBlock -> up path mirroring it with skip
           concatenation -> SiLU(GN) -> conv3x3 (zero-initialised) -> prediction
 
+Going up a resolution is a nearest-neighbour resize followed by a 3x3 conv (`upsample='conv'`,
+Ho et al.) or the resize alone (`upsample='nearest'`): the next block's first conv mixes the
+resized features with the skip anyway, and the 3x3 conv at 28x28 is the net's largest layer
+(dropping both up-convs: 7% of the parameters, a training step 0.91 -> 0.70 s at batch 64 on 2
+Xeon cores).
+
 Each level has `depth` residual blocks (down) and `depth` + 1 (up, as in Ho et al.); attention
 follows every block at a resolution in `attention` (e.g. (7,) or (14, 7)).
 """
@@ -23,6 +29,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxgen.diffusion.unet import sinusoidal_embedding
+
+
+UPSAMPLES = ("conv", "nearest")
 
 
 def _norm(x):
@@ -62,10 +71,13 @@ class ResUNet(nn.Module):
     depth: int = 1  # residual blocks per resolution on the way down
     attention: tuple[int, ...] = (7,)  # resolutions (side length) with self-attention
     num_classes: int | None = None  # None: unconditional; else labels 0..num_classes (= null)
+    upsample: str = "conv"  # 'conv' (resize + 3x3 conv, Ho et al.) or 'nearest' (resize only)
 
     @nn.compact
     def __call__(self, x, t, y=None, train: bool = False):
         del train  # no dropout or batch statistics
+        if self.upsample not in UPSAMPLES:
+            raise ValueError(f"upsample must be one of {UPSAMPLES}, got {self.upsample!r}")
         channels, dim = x.shape[-1], 4 * self.base
         emb = sinusoidal_embedding(t, self.base)
         emb = nn.Dense(dim)(nn.silu(nn.Dense(dim)(emb)))
@@ -100,5 +112,7 @@ class ResUNet(nn.Module):
                 h = blocks(jnp.concatenate([h, skips.pop()], axis=-1), self.base * m, 1)
             if i > 0:
                 b, hh, ww, c = h.shape
-                h = nn.Conv(c, (3, 3))(jax.image.resize(h, (b, 2 * hh, 2 * ww, c), "nearest"))
+                h = jax.image.resize(h, (b, 2 * hh, 2 * ww, c), "nearest")
+                if self.upsample == "conv":
+                    h = nn.Conv(c, (3, 3))(h)
         return nn.Conv(channels, (3, 3), kernel_init=nn.initializers.zeros)(nn.silu(_norm(h)))

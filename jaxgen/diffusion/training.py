@@ -34,6 +34,27 @@ def sampling_variables(state: TrainState, decay: float | None, warmup: bool = Fa
     return {"params": state.ema_params if use_ema else state.params, **(state.model_state or {})}
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate(lr: float, warmup: int = 0, schedule: str = "constant",
+                  total_steps: int | None = None) -> optax.Schedule | float:
+    """Adam's rate: a linear warm-up from 0 over `warmup` steps, then `lr` ('constant') or a
+    cosine decay from lr to 0 over the remaining `total_steps - warmup` steps ('cosine')."""
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
+    if schedule == "constant":
+        after = optax.constant_schedule(lr)
+    else:
+        if total_steps is None or total_steps <= warmup:
+            raise ValueError(f"a cosine lr_schedule needs total_steps > warmup ({warmup}), got "
+                             f"{total_steps}")
+        after = optax.cosine_decay_schedule(lr, total_steps - warmup)
+    if warmup == 0:
+        return after if schedule == "cosine" else lr
+    return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), after], [warmup])
+
+
 def train_diffusion(
     net: UNet | ResUNet,
     x: np.ndarray,
@@ -44,6 +65,7 @@ def train_diffusion(
     batch_size: int,
     lr: float = 1e-3,
     lr_warmup: int = 0,
+    lr_schedule: str = "constant",
     ema_decay: float | None = 0.999,
     schedule: str = "linear",
     T: int = 1000,
@@ -65,7 +87,8 @@ def train_diffusion(
     'min-snr' (`jaxgen.diffusion.prediction`), `data_range` (-1, 1) (pixels rescaled from
     [0, 1] before noising; samples are mapped back), `ema_warmup` (the EMA's decay rises with
     the step count, so even a short run samples from its average), `lr_warmup` (steps of
-    linear learning-rate warm-up from 0).
+    linear learning-rate warm-up from 0), `lr_schedule` 'cosine' (after the warm-up the rate
+    falls as lr (1 + cos(pi s / S)) / 2 to 0 at the run's last step; 'constant' keeps lr).
 
     A BatchNorm net (`net.norm == 'batch'`) trains with its statistics passed through
     `jaxgen.train` as model state; a label-conditioned net drops labels to the null label with
@@ -93,8 +116,8 @@ def train_diffusion(
     loss = make_loss(net, SCHEDULES[schedule](T), p_uncond=p_uncond,
                      per_example_dropout=per_example_dropout, prediction=prediction,
                      weighting=weighting)
-    rate = lr if lr_warmup == 0 else optax.join_schedules(
-        [optax.linear_schedule(0.0, lr, lr_warmup), optax.constant_schedule(lr)], [lr_warmup])
+    rate = learning_rate(lr, lr_warmup, lr_schedule,
+                         total_steps=epochs * (len(x) // batch_size))
     state, hist = train(loss, params, optax.adam(rate), (x,) if y is None else (x, y), key=k_train,
                         epochs=epochs, batch_size=batch_size, workdir=workdir, resume=resume,
                         desc=desc, model_state=model_state, ema_decay=ema_decay,
