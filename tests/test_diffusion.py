@@ -119,7 +119,7 @@ def test_tiny_unet_with_batchnorm_loss_falls_and_resumes_exactly(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_ddpm_experiment_end_to_end_in_a_tiny_configuration(tmp_path):
+def test_ddpm_experiment_end_to_end_in_a_tiny_configuration(tmp_path, monkeypatch):
     """The quick recipe (ResNet U-Net, v-prediction, min-SNR, cosine, [-1, 1], EMA warm-up,
     DPM-Solver++) at toy size: trains, judges each sampler, saves a model that samples."""
     import json
@@ -139,6 +139,21 @@ def test_ddpm_experiment_end_to_end_in_a_tiny_configuration(tmp_path):
     assert saved["data_range"] == [-1.0, 1.0] and saved["schedule"] == "cosine"
     assert main(["sample", str(tmp_path), "--n", "2", "--steps", "2", "--sampler", "dpm++",
                  "--out", str(tmp_path / "s.png")]) == 0  # the saved model samples
+    # `jaxgen bench recipes` rebuilds the model from the run's checkpoint exactly as saved
+    from jaxgen.benchmarks import recipes
+    from jaxgen.diffusion import pipeline
+
+    [(step, rebuilt)] = recipes.checkpoint_models(tmp_path)
+    saved_model = pipeline.load(tmp_path)
+    assert step == 4 and rebuilt.unet == saved_model.unet
+    for a, b in zip(jax.tree_util.tree_leaves(rebuilt.variables),
+                    jax.tree_util.tree_leaves(saved_model.variables), strict=True):
+        np.testing.assert_array_equal(a, b)
+    monkeypatch.setenv("JAXGEN_RECIPE_RUNS", str(tmp_path))
+    [row] = recipes.run(quick=True, out=tmp_path)["rows"]
+    hist = [json.loads(line) for line in (tmp_path / "train/metrics.jsonl").read_text().split()]
+    assert row["minutes"] == pytest.approx(hist[0]["seconds"] / 60) and row["fid"] > 0
+    assert (tmp_path / "recipes.png").read_bytes()[:4] == b"\x89PNG"
     for fig in m["figures"]:
         assert (tmp_path / fig).read_bytes()[:4] == b"\x89PNG"
 
@@ -169,6 +184,28 @@ def test_a_resunet_v_model_round_trips_and_samples_in_its_data_range(tmp_path):
         pipeline.generate(model, 2, sampler="dpm++", steps=51, key=jax.random.key(0))
     with pytest.raises(ValueError, match="prediction must be one of"):
         pipeline.DiffusionModel(net, {}, (28, 28, 1), prediction="score")
+
+
+def test_cfg_at_gamma_0_is_the_unconditional_model_in_one_pass():
+    from jaxgen.diffusion import pipeline
+
+    net = diffusion.ResUNet(base=4, mults=(1, 2), attention=(), num_classes=10)
+    variables = jax.jit(net.init)(jax.random.key(0), jnp.zeros((1, 28, 28, 1)),
+                                  jnp.ones((1,), jnp.int32))
+    variables = jax.tree_util.tree_map(lambda a: a + 0.01, variables)  # a non-zero output
+    model = pipeline.DiffusionModel(net, {"unet": variables}, (28, 28, 1), T=50, p_uncond=0.1,
+                                    schedule="cosine", prediction="v", data_range=(-1.0, 1.0))
+    from jaxgen.diffusion import guidance  # the doubled-batch rule at gamma 0: exactly uncond
+
+    apply = lambda x, t, y: net.apply(variables, x, t, y)  # noqa: E731
+    x, t = jax.random.normal(jax.random.key(1), (3, 28, 28, 1)), jnp.array([5, 20, 40])
+    np.testing.assert_allclose(  # float32; a batch of 6 may sum in another order than of 3
+        guidance.cfg_eps(apply, jnp.array([1, 2, 3]), 10, 0.0)(x, t),
+        apply(x, t, jnp.full((3,), 10)), rtol=1e-5, atol=1e-6)
+    kw = dict(sampler="dpm++", steps=4, key=jax.random.key(2))
+    guided0 = pipeline.generate(model, 3, [1, 2, 3], gamma=0.0, **kw)
+    np.testing.assert_array_equal(guided0, pipeline.generate(model, 3, **kw))  # null labels
+    assert np.abs(guided0 - pipeline.generate(model, 3, [1, 2, 3], gamma=2.0, **kw)).max() > 0
 
 
 def test_resunet_upsample_nearest_drops_exactly_the_up_convs():

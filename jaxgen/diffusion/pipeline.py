@@ -274,6 +274,8 @@ def generate(model: DiffusionModel, n: int, labels=None, gamma: float = 1.0,
     conditional = model.num_classes is not None
     # an unconditional model takes labels only as the targets of classifier guidance
     check_request(model, None if guide_fn is not None and not conditional else labels, gamma)
+    if conditional and gamma == 0.0:  # eps~ = eps(x_t, t, null): one pass, not a doubled batch
+        labels, gamma = None, 1.0
     if conditional and labels is None:
         labels = np.full((n,), model.num_classes)  # the null label: unconditional samples
     labels = None if labels is None else np.asarray(labels, np.int32)
