@@ -58,7 +58,8 @@ def training_minutes(run: Path, step: int, seconds_per_step: float | None) -> fl
     the recorded epoch seconds up to that step."""
     if seconds_per_step is not None:
         return step * seconds_per_step / 60
-    rows = [json.loads(line) for line in (run / "train" / "metrics.jsonl").read_text().split()]
+    lines = (run / "train" / "metrics.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines if line.strip()]
     return sum(r["seconds"] for r in rows if r["step"] <= step) / 60
 
 

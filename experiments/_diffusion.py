@@ -159,8 +159,9 @@ def recipe(cfg: DiffusionConfig) -> dict:
     """`train_diffusion`'s keyword arguments that `cfg` declares."""
     return dict(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                 lr_warmup=cfg.lr_warmup, lr_schedule=cfg.lr_schedule, ema_decay=cfg.ema_decay,
-                ema_warmup=cfg.ema_warmup, schedule=cfg.schedule, T=cfg.T, prediction=cfg.prediction,
-                weighting=cfg.weighting, data_range=tuple(cfg.data_range))
+                ema_warmup=cfg.ema_warmup, schedule=cfg.schedule, T=cfg.T,
+                prediction=cfg.prediction, weighting=cfg.weighting,
+                data_range=tuple(cfg.data_range))
 
 
 def training_data(cfg: DiffusionConfig):

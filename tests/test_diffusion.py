@@ -151,7 +151,8 @@ def test_ddpm_experiment_end_to_end_in_a_tiny_configuration(tmp_path, monkeypatc
         np.testing.assert_array_equal(a, b)
     monkeypatch.setenv("JAXGEN_RECIPE_RUNS", str(tmp_path))
     [row] = recipes.run(quick=True, out=tmp_path)["rows"]
-    hist = [json.loads(line) for line in (tmp_path / "train/metrics.jsonl").read_text().split()]
+    lines = (tmp_path / "train/metrics.jsonl").read_text().splitlines()
+    hist = [json.loads(line) for line in lines]
     assert row["minutes"] == pytest.approx(hist[0]["seconds"] / 60) and row["fid"] > 0
     assert (tmp_path / "recipes.png").read_bytes()[:4] == b"\x89PNG"
     for fig in m["figures"]:

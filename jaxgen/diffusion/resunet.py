@@ -30,7 +30,6 @@ import jax.numpy as jnp
 
 from jaxgen.diffusion.unet import sinusoidal_embedding
 
-
 UPSAMPLES = ("conv", "nearest")
 
 
