@@ -126,7 +126,7 @@ def test_ddpm_experiment_end_to_end_in_a_tiny_configuration(tmp_path, monkeypatc
 
     from jaxgen.cli import main
 
-    tiny = ["base=4", "epochs=1", "batch_size=32", "n_samples=8", "train_size=128",
+    tiny = ["base=4", "epochs=1", "batch_size=32", "n_samples=8", "train_size=128", "lr_warmup=0",
             "samplers=dpm++-3,ddim-2"]
     assert main(["run", "ddpm", "--quick", *[a for kv in tiny for a in ("--set", kv)],
                  "--out", str(tmp_path)]) == 0
@@ -188,14 +188,11 @@ def test_a_resunet_v_model_round_trips_and_samples_in_its_data_range(tmp_path):
 
 
 def test_cfg_at_gamma_0_is_the_unconditional_model_in_one_pass():
-    from jaxgen.diffusion import pipeline
 
     net = diffusion.ResUNet(base=4, mults=(1, 2), attention=(), num_classes=10)
     variables = jax.jit(net.init)(jax.random.key(0), jnp.zeros((1, 28, 28, 1)),
                                   jnp.ones((1,), jnp.int32))
     variables = jax.tree_util.tree_map(lambda a: a + 0.01, variables)  # a non-zero output
-    model = pipeline.DiffusionModel(net, {"unet": variables}, (28, 28, 1), T=50, p_uncond=0.1,
-                                    schedule="cosine", prediction="v", data_range=(-1.0, 1.0))
     from jaxgen.diffusion import guidance  # the doubled-batch rule at gamma 0: exactly uncond
 
     apply = lambda x, t, y: net.apply(variables, x, t, y)  # noqa: E731
@@ -203,10 +200,6 @@ def test_cfg_at_gamma_0_is_the_unconditional_model_in_one_pass():
     np.testing.assert_allclose(  # float32; a batch of 6 may sum in another order than of 3
         guidance.cfg_eps(apply, jnp.array([1, 2, 3]), 10, 0.0)(x, t),
         apply(x, t, jnp.full((3,), 10)), rtol=1e-5, atol=1e-6)
-    kw = dict(sampler="dpm++", steps=4, key=jax.random.key(2))
-    guided0 = pipeline.generate(model, 3, [1, 2, 3], gamma=0.0, **kw)
-    np.testing.assert_array_equal(guided0, pipeline.generate(model, 3, **kw))  # null labels
-    assert np.abs(guided0 - pipeline.generate(model, 3, [1, 2, 3], gamma=2.0, **kw)).max() > 0
 
 
 def test_resunet_upsample_nearest_drops_exactly_the_up_convs():
