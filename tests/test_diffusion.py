@@ -126,7 +126,7 @@ def test_ddpm_experiment_end_to_end_in_a_tiny_configuration(tmp_path, monkeypatc
 
     from jaxgen.cli import main
 
-    tiny = ["base=4", "epochs=1", "batch_size=32", "n_samples=8", "train_size=128", "lr_warmup=0",
+    tiny = ["base=4", "epochs=1", "batch_size=32", "n_samples=8", "train_size=128",
             "samplers=dpm++-3,ddim-2"]
     assert main(["run", "ddpm", "--quick", *[a for kv in tiny for a in ("--set", kv)],
                  "--out", str(tmp_path)]) == 0
@@ -249,8 +249,10 @@ def test_learning_rate_warms_up_then_follows_a_cosine_to_zero():
     assert learning_rate(2e-3) == 2e-3
     with pytest.raises(ValueError, match="lr_schedule must be one of"):
         learning_rate(2e-3, schedule="step")
-    with pytest.raises(ValueError, match="needs total_steps > warmup"):
-        learning_rate(2e-3, warmup=100, schedule="cosine", total_steps=100)
+    with pytest.raises(ValueError, match="needs total_steps >= 1"):
+        learning_rate(2e-3, warmup=100, schedule="cosine")
+    short = learning_rate(2e-3, warmup=100, schedule="cosine", total_steps=2)  # ends in warm-up
+    assert short(0) == 0.0 and short(1) == pytest.approx(2e-5, rel=1e-5)  # float32
 
 
 def test_cli_samplers_are_the_pipelines():

@@ -40,16 +40,17 @@ LR_SCHEDULES = ("constant", "cosine")
 def learning_rate(lr: float, warmup: int = 0, schedule: str = "constant",
                   total_steps: int | None = None) -> optax.Schedule | float:
     """Adam's rate: a linear warm-up from 0 over `warmup` steps, then `lr` ('constant') or a
-    cosine decay from lr to 0 over the remaining `total_steps - warmup` steps ('cosine')."""
+    cosine decay from lr to 0 over the remaining `total_steps - warmup` steps ('cosine').
+
+    A run no longer than its warm-up ends inside the warm-up, whatever the schedule."""
     if schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
     if schedule == "constant":
         after = optax.constant_schedule(lr)
     else:
-        if total_steps is None or total_steps <= warmup:
-            raise ValueError(f"a cosine lr_schedule needs total_steps > warmup ({warmup}), got "
-                             f"{total_steps}")
-        after = optax.cosine_decay_schedule(lr, total_steps - warmup)
+        if total_steps is None or total_steps < 1:
+            raise ValueError(f"a cosine lr_schedule needs total_steps >= 1, got {total_steps}")
+        after = optax.cosine_decay_schedule(lr, max(total_steps - warmup, 1))
     if warmup == 0:
         return after if schedule == "cosine" else lr
     return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), after], [warmup])
