@@ -1,3 +1,6 @@
+import dataclasses
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -200,6 +203,38 @@ def test_cfg_at_gamma_0_is_the_unconditional_model_in_one_pass():
     np.testing.assert_allclose(  # float32; a batch of 6 may sum in another order than of 3
         guidance.cfg_eps(apply, jnp.array([1, 2, 3]), 10, 0.0)(x, t),
         apply(x, t, jnp.full((3,), 10)), rtol=1e-5, atol=1e-6)
+    from jaxgen.diffusion import pipeline  # generate takes that one pass: the null label's
+
+    noisy = _perturbed(variables, jax.random.key(3))
+    model = pipeline.DiffusionModel(net, {"unet": noisy}, (28, 28, 1), T=50, p_uncond=0.1,
+                                    prediction="x0", data_range=(-1.0, 1.0))  # unclipped
+    run = functools.partial(pipeline.generate, model, 3, sampler="dpm++", steps=4,
+                            key=jax.random.key(2))
+    null = run(None)
+    np.testing.assert_array_equal(run([1, 2, 3], gamma=0.0), null)
+    assert np.abs(run([1, 2, 3]) - null).max() > 1e-4  # the labels do matter at gamma 1
+    with pytest.raises(ValueError, match="no null label"):
+        pipeline.generate(dataclasses.replace(model, p_uncond=0.0), 3, key=jax.random.key(2))
+
+
+def _perturbed(variables, key, scale=0.1):
+    """Variables plus Gaussian noise: no zero-initialised layer hides an input's effect."""
+    leaves, tree = jax.tree_util.tree_flatten(variables)
+    keys = jax.random.split(key, len(leaves))
+    return tree.unflatten([a + scale * jax.random.normal(k, a.shape)
+                           for a, k in zip(leaves, keys, strict=True)])
+
+
+@pytest.mark.parametrize("base", [4, 8, 16])
+def test_resunet_output_depends_on_time_and_label_at_every_width(base):
+    # GroupNorm over a single channel would cancel the per-channel time/label bias of a block
+    net = diffusion.ResUNet(base=base, mults=(1, 2), attention=(), num_classes=10)
+    x = jax.random.normal(jax.random.key(1), (2, 28, 28, 1))
+    t, y = jnp.array([5, 5]), jnp.array([1, 1])
+    variables = _perturbed(net.init(jax.random.key(0), x, t, y), jax.random.key(2))
+    out = net.apply(variables, x, t, y)
+    assert np.abs(net.apply(variables, x, t + 400, y) - out).max() > 1e-3
+    assert np.abs(net.apply(variables, x, t, y + 5) - out).max() > 1e-3
 
 
 def test_resunet_upsample_nearest_drops_exactly_the_up_convs():

@@ -208,13 +208,16 @@ def check_request(model: DiffusionModel, labels, gamma: float) -> None:
             raise ValueError("guidance: this model is unconditional; guidance needs a "
                              "conditional model")
         return
-    labels = np.asarray(labels)
-    if labels.size and (labels.min() < 0 or labels.max() >= model.num_classes):
-        raise ValueError(f"label must be in 0..{model.num_classes - 1}, got "
-                         f"{labels.min() if labels.min() < 0 else labels.max()}")
+    if labels is None and model.p_uncond == 0.0:
+        raise ValueError("labels: this model was trained without label dropout, so it has no "
+                         "null label to sample unconditionally; pass labels")
     if gamma != 1.0 and model.p_uncond == 0.0:
         raise ValueError("guidance: this model was trained without label dropout (no null "
                          "label), so only guidance 1 (plain conditioning) is meaningful")
+    labels = np.asarray([] if labels is None else labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= model.num_classes):
+        raise ValueError(f"label must be in 0..{model.num_classes - 1}, got "
+                         f"{labels.min() if labels.min() < 0 else labels.max()}")
 
 
 @functools.partial(jax.jit, static_argnames=("unet", "autoencoder", "shape", "T", "schedule",

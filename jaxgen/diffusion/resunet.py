@@ -34,8 +34,12 @@ UPSAMPLES = ("conv", "nearest")
 
 
 def _norm(x):
-    """GroupNorm with 8 groups (fewer when the channel count is not a multiple of 8)."""
-    return nn.GroupNorm(num_groups=math.gcd(8, x.shape[-1]))(x)
+    """GroupNorm with 8 groups (fewer when the channel count is not a multiple of 8), and at
+    least 2 channels a group: normalising a channel alone would cancel the per-channel bias
+    (time and label) that `ResBlock` adds before its second norm."""
+    c = x.shape[-1]
+    groups = math.gcd(8, c)
+    return nn.GroupNorm(num_groups=groups // 2 if groups == c and c > 1 else groups)(x)
 
 
 class ResBlock(nn.Module):
