@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from jaxgen.diffusion.resunet import num_groups
+
 
 def res_unet(base: int = 32, mults=(1, 2, 2), depth: int = 1, attention=(7,),
              upsample: str = "conv", channels: int = 1, size: int = 28):
@@ -18,7 +20,7 @@ def res_unet(base: int = 32, mults=(1, 2, 2), depth: int = 1, attention=(7,),
     from torch import nn
 
     def norm(c):
-        return nn.GroupNorm(math.gcd(8, c), c)
+        return nn.GroupNorm(num_groups(c), c)
 
     class ResBlock(nn.Module):
         def __init__(self, c_in, c_out, dim):

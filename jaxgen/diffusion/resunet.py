@@ -33,13 +33,16 @@ from jaxgen.diffusion.unet import sinusoidal_embedding
 UPSAMPLES = ("conv", "nearest")
 
 
+def num_groups(channels: int) -> int:
+    """GroupNorm groups: 8 (fewer when `channels` is not a multiple of 8), and at least 2
+    channels a group: normalising a channel alone would cancel the per-channel bias (time and
+    label) that `ResBlock` adds before its second norm."""
+    groups = math.gcd(8, channels)
+    return groups // 2 if groups == channels and channels > 1 else groups
+
+
 def _norm(x):
-    """GroupNorm with 8 groups (fewer when the channel count is not a multiple of 8), and at
-    least 2 channels a group: normalising a channel alone would cancel the per-channel bias
-    (time and label) that `ResBlock` adds before its second norm."""
-    c = x.shape[-1]
-    groups = math.gcd(8, c)
-    return nn.GroupNorm(num_groups=groups // 2 if groups == c and c > 1 else groups)(x)
+    return nn.GroupNorm(num_groups=num_groups(x.shape[-1]))(x)
 
 
 class ResBlock(nn.Module):
