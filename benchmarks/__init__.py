@@ -11,6 +11,7 @@ BENCHMARKS = {
     "vae": ("vae", "VAE train step: jit vs op by op vs PyTorch eager; epoch time"),
     "samplers": ("samplers", "FID vs steps for DDIM and DPM-Solver++ on a trained model (PNG)"),
     "recipes": ("recipes", "FID vs training minutes over diffusion runs' checkpoints (PNG)"),
+    "ablation": ("ablation", "DDPM from the book's recipe to the CPU recipe, one ingredient a row"),
     "seeds": ("seeds", "8 VAE seeds as one vmapped train() vs 8 sequential runs"),
     "ddpm": ("ddpm", "U-Net train step vs PyTorch eager, GFLOP/s; scanned vs looped samplers"),
 }

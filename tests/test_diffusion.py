@@ -352,3 +352,24 @@ def test_unet_torch_init_is_pytorchs_default_for_every_layer():
         flax_like, sep="/").items() if k.endswith("bias") and "BatchNorm" not in k)
     with pytest.raises(ValueError, match="param_init must be one of"):
         diffusion.UNet(param_init="he").init(jax.random.key(0), x, t)
+
+
+def test_the_ablation_adds_one_ingredient_a_row_from_the_book_to_the_cpu_recipe():
+    from jaxgen.benchmarks import ablation
+    from jaxgen.experiments._diffusion import QUICK
+    from jaxgen.experiments.ddpm import PRESETS
+
+    rows = ablation.configs(steps=500, n=1000)
+    book = dataclasses.asdict(rows[0][1])
+    assert all(book[k] == v for k, v in dataclasses.asdict(PRESETS["full"]).items()
+               if k in ablation.RECIPE_FIELDS)  # row 0 is the book in every studied field
+    steps = zip(rows[:-1], rows[1:], ablation.INGREDIENTS[1:], strict=True)
+    for (_, before), (label, after), (_, added) in steps:
+        a, b = dataclasses.asdict(before), dataclasses.asdict(after)
+        changed = {k for k in a if a[k] != b[k]}
+        assert changed and changed <= set(added), label  # its ingredients and nothing else
+        assert all(b[k] == v for k, v in added.items()), label
+    last = dataclasses.asdict(rows[-1][1])
+    assert all(last[k] == QUICK[k] for k in ablation.RECIPE_FIELDS)  # ends at the CPU recipe
+    assert {(c.batch_size, c.train_size, c.epochs, c.samplers) for _, c in rows} == {
+        (32, 16000, 1, ("dpm++-20",))}  # one budget, one judge
