@@ -3,7 +3,9 @@ range of network evaluations (and DDPM ancestral at all T steps when asked), eac
 `evaluate.judge_against_test` beside the real-data floor at the same n, with its wall time.
 
 The model is `$JAXGEN_SAMPLER_MODEL`: a `jaxgen run` folder or a shipped model's name (default
-`runs/ddpm` if `jaxgen run ddpm` has written it, else the shipped `ddpm`).
+`runs/ddpm` if `jaxgen run ddpm` has written it, else the shipped `ddpm`); `$JAXGEN_SAMPLER_N`
+samples per row (default 1,000), `$JAXGEN_SAMPLER_DDPM=1` adds DDPM-1000, and
+`$JAXGEN_SAMPLER_NAMES` (comma-separated) keeps only the named samplers.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from jaxgen.benchmarks.common import machine
 from jaxgen.diffusion import pipeline, pretrained
 from jaxgen.io import figure, save_figure
 
-FULL = {"ddim": (10, 20, 50), "dpm++": (5, 10, 20)}
-QUICK = {"ddim": (10,), "dpm++": (10,)}
+FULL = {"ddim": (10, 20, 50), "dpm++": (5, 10, 20), "dpm++sde": (10, 20, 50)}
+QUICK = {"ddim": (10,), "dpm++": (10,), "dpm++sde": (10,)}
 
 
 def run(*, quick: bool, out: Path | None = None) -> dict:
@@ -38,6 +40,9 @@ def run(*, quick: bool, out: Path | None = None) -> dict:
     ev = evaluate.load()
     n = 200 if quick else int(os.environ.get("JAXGEN_SAMPLER_N", "1000"))
     grid = dict(QUICK if quick else FULL)
+    only = [s for s in os.environ.get("JAXGEN_SAMPLER_NAMES", "").split(",") if s]
+    if only:  # e.g. JAXGEN_SAMPLER_NAMES=dpm++sde: just those samplers' rows
+        grid = {s: steps for s, steps in grid.items() if s in only}
     if os.environ.get("JAXGEN_SAMPLER_DDPM") == "1":
         grid["ddpm"] = (model.T,)
     rows = []

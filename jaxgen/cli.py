@@ -7,7 +7,7 @@
     jaxgen config NAME [--preset P | --quick] [--set KEY=VALUE ...]
     jaxgen bench [NAME] [--quick] [--out DIR]
     jaxgen sample CHECKPOINT|SHIPPED [--label L] [--guidance G] [--n N] [--steps S]
-                  [--sampler ddim|ddpm|dpm++] [--seed N] [--out grid.png]
+                  [--sampler ddim|ddpm|dpm++|dpm++sde] [--seed N] [--out grid.png]
 
 A user mistake (unknown name, bad flag, unusable path) prints one line on stderr and exits 2.
 """
@@ -33,7 +33,8 @@ from jaxgen.benchmarks import BENCHMARKS
 from jaxgen.experiments import EXPERIMENTS
 from jaxgen.train import CheckpointError, TrainingDiverged
 
-SAMPLERS = ("ddim", "ddpm", "dpm++")  # jaxgen.diffusion.pipeline.SAMPLERS, without importing it
+# jaxgen.diffusion.pipeline.SAMPLERS, without importing it
+SAMPLERS = ("ddim", "ddpm", "dpm++", "dpm++sde")
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -123,10 +124,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="classifier-free guidance scale gamma >= 0 (default 1: conditional)")
     s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
     s.add_argument("--steps", type=int, default=50,
-                   help="network evaluations for ddim and dpm++ (default 50)")
+                   help="network evaluations for ddim, dpm++ and dpm++sde (default 50)")
     s.add_argument("--sampler", choices=SAMPLERS, default="ddim",
-                   help="ddim (--steps steps), ddpm (ancestral, all T steps) or dpm++ "
-                        "(DPM-Solver++(2M), --steps steps; 10-20 suffice)")
+                   help="ddim (--steps steps), ddpm (ancestral, all T steps), dpm++ "
+                        "(DPM-Solver++(2M) of the ODE, --steps steps; 10-20 suffice) or "
+                        "dpm++sde (of the SDE: stochastic, 20-50 steps)")
     s.add_argument("--seed", type=_seed, default=0, help="seed for jax.random (default 0)")
     s.add_argument("--out", type=_path, default=Path("samples.png"),
                    help="PNG to write (default samples.png)")

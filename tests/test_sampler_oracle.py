@@ -126,3 +126,27 @@ def test_ddim_at_every_timestep_with_the_exact_model_samples_the_data(name):
     x = jax.jit(lambda k: ddpm.ddim_sample(eps_fn, (N, D), sched, 1000, key=k))(
         jax.random.key(2))
     check_gaussian(x, bias=0.003)  # first order: 0.249 at 1,000 steps, 0.223 at 50
+
+
+@pytest.mark.parametrize("name", SCHEDULES)
+def test_sde_dpm_solver_with_the_exact_model_samples_the_data(name):
+    """The stochastic DPM-Solver++(2M) (eta = 1): its bias falls with the steps, it is within
+    0.01 of s^2 at 50 steps, and at 20 steps it leaves far less than the first-order ancestral
+    step on the same number of timesteps (DDIM with eta = 1). Measured (linear): variance 0.268
+    / 0.266 / 0.254 at 10 / 20 / 50 steps; DDIM eta = 1 at 20 steps 0.152."""
+    sched = SCHEDULES[name]
+    eps_fn = prediction.eps_model("v", exact("v", sched), sched)
+
+    def sde(steps):
+        return np.asarray(jax.jit(lambda k: solvers.dpm_solver_2m(
+            eps_fn, (N, D), sched, steps, eta=1.0, key=k))(jax.random.key(1)))
+
+    x = {n: sde(n) for n in (10, 20, 50)}
+    bias = {n: abs(v.var() - S**2) for n, v in x.items()}
+    assert bias[10] > bias[50] and bias[20] > bias[50], bias
+    check_gaussian(x[50], bias=0.01)
+    ancestral = jax.jit(lambda k: ddpm.ddim_sample(exact("eps", sched), (N, D), sched, 20,
+                                                   eta=1.0, key=k))(jax.random.key(1))
+    assert abs(np.asarray(ancestral).var() - S**2) > 3 * bias[20], bias
+    with pytest.raises(ValueError, match=r"eta must be in \[0, 1\]"):
+        solvers.dpm_solver_2m(eps_fn, (N, D), sched, 10, eta=2.0, key=jax.random.key(0))

@@ -31,7 +31,8 @@ from jaxgen.diffusion.unet import UNet
 from jaxgen.io import _atomic_write, write_json
 
 SCHEDULES = {"linear": schedules.linear, "cosine": schedules.cosine}  # name -> f(T)
-SAMPLERS = ("ddim", "ddpm", "dpm++")  # DDIM (steps), ancestral (all T), DPM-Solver++(2M)
+# DDIM (steps), ancestral (all T), DPM-Solver++(2M) of the ODE (steps) and of the SDE (steps)
+SAMPLERS = ("ddim", "ddpm", "dpm++", "dpm++sde")
 ARCHITECTURES = {"unet": UNet, "resunet": ResUNet}  # model.json "arch" -> module
 
 
@@ -244,7 +245,8 @@ def _sample_batch(variables, key, y, gamma, guide_scale, latent_scale, *, unet, 
     elif sampler == "ddim":
         x = ddpm.ddim_sample(eps_fn, shape, sched, steps, clip=clip, guide=guide, key=key)
     else:
-        x = solvers.dpm_solver_2m(eps_fn, shape, sched, steps, clip=clip, guide=guide, key=key)
+        x = solvers.dpm_solver_2m(eps_fn, shape, sched, steps, clip=clip, guide=guide,
+                                  eta=1.0 if sampler == "dpm++sde" else 0.0, key=key)
     if autoencoder is not None:
         x = autoencoder.apply({"params": variables["autoencoder"]}, x * latent_scale,
                               method=Autoencoder.decode)
@@ -261,7 +263,8 @@ def generate(model: DiffusionModel, n: int, labels=None, gamma: float = 1.0,
 
     labels: None (unconditional, or the null label) or (n,) ints; gamma: classifier-free
     guidance scale (1 = conditional); sampler 'ddim' (`steps` steps, eta 0), 'ddpm' (all T
-    steps, ancestral) or 'dpm++' (DPM-Solver++(2M), `steps` network evaluations).
+    steps, ancestral), 'dpm++' (DPM-Solver++(2M), `steps` network evaluations) or 'dpm++sde'
+    (its stochastic form, `steps` evaluations).
     Classifier guidance: `guide_fn(y)` returns grad_x log p(y | x_t, t) (e.g.
     `guidance.classifier_grad`), scaled by `guide_scale`; pass the same guide_fn object for
     every scale to reuse one compilation.

@@ -10,6 +10,16 @@ next timestep s (h = lambda_s - lambda_t > 0) is
 
 (second order, reusing the previous step's x0_hat: one network evaluation a step). The first
 step, and the last one (down to t = 0, where sigma = 0), are first order (D = x0_hat_t: DDIM).
+
+With `eta` > 0 the step solves the reverse SDE instead (SDE-DPM-Solver++(2M), Lu et al. 2022,
+appendix), injecting fresh noise z ~ N(0, I) each step:
+
+    x_s = (sigma_s / sigma_t) e^{-eta h} x_t + alpha_s (1 - e^{-(1 + eta) h}) D
+          + sigma_s sqrt(1 - e^{-2 eta h}) z;
+
+at eta = 1 and first order this is exactly DDPM's ancestral step with the posterior variance
+(DDIM with eta = 1) on the solver's grid. The noise corrects errors of an imperfect network
+that the ODE carries to the end, at the price of needing more steps than the ODE.
 """
 
 from __future__ import annotations
@@ -23,14 +33,17 @@ from jaxgen.diffusion.schedule import Schedule
 
 def dpm_solver_2m(eps_fn: EpsFn, shape: tuple[int, ...], schedule: Schedule, steps: int = 20,
                   clip: tuple[float, float] | None = None, guide: GuideFn | None = None,
-                  spacing: str = "logsnr", *, key: jax.Array) -> jax.Array:
+                  spacing: str = "logsnr", eta: float = 0.0, *, key: jax.Array) -> jax.Array:
     """x_T ~ N(0, I) (from `fold_in(key, 0)`, as every sampler here) -> x_0 in `steps` network
     evaluations at `ddpm.timesteps(schedule, steps, spacing)` (even in log-SNR by default),
     then down to t = 0.
 
     clip=(lo, hi) clips x0_hat to the data range. guide(x_t, t) -> g turns eps into
-    eps - sigma_t g (classifier guidance, as in `ddpm.ddim_sample`).
+    eps - sigma_t g (classifier guidance, as in `ddpm.ddim_sample`). eta: 0 the ODE, 1 the SDE
+    (noise of step i from `fold_in(key, i + 1)`).
     """
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta must be in [0, 1], got {eta}")
     ts = timesteps(schedule, steps, spacing)
     prev = jnp.concatenate([ts[1:], jnp.zeros((1,), ts.dtype)])
     alpha = jnp.sqrt(schedule.alpha_bars)
@@ -54,7 +67,10 @@ def dpm_solver_2m(eps_fn: EpsFn, shape: tuple[int, ...], schedule: Schedule, ste
         second = (i > 0) & ~final
         half_inv_r = jnp.where(second, h / (2.0 * jnp.where(second, h_prev, 1.0)), 0.0)
         d = (1.0 + half_inv_r) * x0 - half_inv_r * x0_prev
-        x = (sigma[s] / sigma[t]) * x + alpha[s] * (1.0 - decay) * d
+        x = (sigma[s] / sigma[t]) * decay**eta * x + alpha[s] * (1.0 - decay ** (1 + eta)) * d
+        if eta > 0:  # sigma_s = 0 at the last step: no noise added there
+            z = jax.random.normal(jax.random.fold_in(key, i + 1), shape)
+            x = x + sigma[s] * jnp.sqrt(1.0 - decay ** (2 * eta)) * z
         return (x, x0, h), None
 
     init = (x_T, jnp.zeros(shape), jnp.asarray(1.0))
