@@ -11,8 +11,9 @@ next timestep s (h = lambda_s - lambda_t > 0) is
 (second order, reusing the previous step's x0_hat: one network evaluation a step). The first
 step, and the last one (down to t = 0, where sigma = 0), are first order (D = x0_hat_t: DDIM).
 
-With `eta` > 0 the step solves the reverse SDE instead (SDE-DPM-Solver++(2M), Lu et al. 2022,
-appendix), injecting fresh noise z ~ N(0, I) each step:
+With `eta` > 0 the step solves the reverse diffusion SDE instead (SDE-DPM-Solver++(2M), the
+stochastic form of Lu et al. 2022's data-prediction solver), injecting fresh noise z ~ N(0, I)
+each step:
 
     x_s = (sigma_s / sigma_t) e^{-eta h} x_t + alpha_s (1 - e^{-(1 + eta) h}) D
           + sigma_s sqrt(1 - e^{-2 eta h}) z;
