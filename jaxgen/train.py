@@ -98,12 +98,14 @@ def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation,
 def _checkpoints(workdir: Path):
     import orbax.checkpoint as ocp
 
-    return ocp.CheckpointManager(
-        (workdir / "checkpoints").resolve(),
-        # cleanup_tmp_directories: a save cut short by a kill leaves a `*-tmp-*` folder; the
-        # next manager on this folder removes it
-        options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True,
-                                             cleanup_tmp_directories=True))
+    folder = (workdir / "checkpoints").resolve()
+    # a save cut short by a kill leaves a `*.orbax-checkpoint-tmp-*` folder: removed here, at
+    # once (orbax's own cleanup runs in a background thread per manager, and the two managers
+    # of a resume raced each other to delete the same folder)
+    for tmp in folder.glob("*.orbax-checkpoint-tmp-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    return ocp.CheckpointManager(folder, options=ocp.CheckpointManagerOptions(max_to_keep=2,
+                                                                             create=True))
 
 
 class CheckpointError(RuntimeError):
