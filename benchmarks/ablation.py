@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
-from jaxgen.benchmarks.common import machine
+from jaxgen.benchmarks.common import env_int, machine
 from jaxgen.experiments._diffusion import QUICK
 
 
@@ -58,8 +57,8 @@ def run(*, quick: bool, out: Path | None = None) -> dict:
     from jaxgen import config as config_lib
     from jaxgen.cli import run_experiment
 
-    steps = 3 if quick else int(os.environ.get("JAXGEN_ABLATION_STEPS", "500"))
-    n = 16 if quick else int(os.environ.get("JAXGEN_ABLATION_N", "1000"))
+    steps = 3 if quick else env_int("JAXGEN_ABLATION_STEPS", 500)
+    n = 16 if quick else env_int("JAXGEN_ABLATION_N", 1000)
     root = (out or Path("runs/bench")) / ("ablation-quick" if quick else "ablation")
     rows = []
     for i, (label, cfg) in enumerate(configs(steps, n)):

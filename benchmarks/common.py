@@ -12,6 +12,26 @@ import jax
 import jax.numpy as jnp
 
 
+class BenchSettingError(ValueError):
+    """A benchmark setting read from the environment is malformed (`jaxgen bench` prints it
+    as one line and exits 2)."""
+
+
+def env_int(name: str, default: int, minimum: int = 1) -> int:
+    """The integer environment variable `name` (`default` when unset or empty), at least
+    `minimum`; a BenchSettingError naming the variable otherwise."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise BenchSettingError(f"{name}: expected an int >= {minimum}, got {text!r}")
+    return value
+
+
 def block(x):
     """Wait for every array in a pytree (JAX dispatches asynchronously)."""
     return jax.block_until_ready(x)

@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from jaxgen import evaluate
-from jaxgen.benchmarks.common import machine
+from jaxgen.benchmarks.common import env_int, machine
 from jaxgen.diffusion import pipeline
 from jaxgen.diffusion.training import sampling_variables
 from jaxgen.io import figure, save_figure
@@ -74,7 +74,7 @@ def run(*, quick: bool, out: Path | None = None) -> dict:
     step_time = dict(kv.split("=") for kv in
                      os.environ.get("JAXGEN_RECIPE_SECONDS_PER_STEP", "").split(",") if kv)
     ev = evaluate.load()
-    n = 200 if quick else int(os.environ.get("JAXGEN_RECIPE_N", "1000"))
+    n = 200 if quick else env_int("JAXGEN_RECIPE_N", 1000)
     rows = []
     for path in runs:
         per_step = step_time.get(str(path))

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from jaxgen import evaluate
-from jaxgen.benchmarks.common import machine
+from jaxgen.benchmarks.common import BenchSettingError, env_int, machine
 from jaxgen.diffusion import pipeline, pretrained
 from jaxgen.io import figure, save_figure
 
@@ -27,6 +27,13 @@ QUICK = {"ddim": (10,), "dpm++": (10,), "dpm++sde": (10,)}
 
 
 def run(*, quick: bool, out: Path | None = None) -> dict:
+    n = 200 if quick else env_int("JAXGEN_SAMPLER_N", 1000)
+    grid = dict(QUICK if quick else FULL)
+    only = [s for s in os.environ.get("JAXGEN_SAMPLER_NAMES", "").split(",") if s]
+    unknown = [s for s in only if s not in FULL]
+    if unknown:
+        raise BenchSettingError(f"JAXGEN_SAMPLER_NAMES: expected names from "
+                                f"{', '.join(FULL)}, got {', '.join(unknown)}")
     where = os.environ.get("JAXGEN_SAMPLER_MODEL") or (
         "runs/ddpm" if Path("runs/ddpm/model.json").is_file() else "ddpm")
     if (Path(where) / "model.json").is_file():
@@ -38,9 +45,6 @@ def run(*, quick: bool, out: Path | None = None) -> dict:
                 "notes": [f"no model at {where}: set JAXGEN_SAMPLER_MODEL to a `jaxgen run` "
                           f"folder or one of {', '.join(pretrained.available())}"]}
     ev = evaluate.load()
-    n = 200 if quick else int(os.environ.get("JAXGEN_SAMPLER_N", "1000"))
-    grid = dict(QUICK if quick else FULL)
-    only = [s for s in os.environ.get("JAXGEN_SAMPLER_NAMES", "").split(",") if s]
     if only:  # e.g. JAXGEN_SAMPLER_NAMES=dpm++sde: just those samplers' rows
         grid = {s: steps for s, steps in grid.items() if s in only}
     if os.environ.get("JAXGEN_SAMPLER_DDPM") == "1":

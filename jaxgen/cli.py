@@ -30,6 +30,7 @@ from pathlib import Path
 
 from jaxgen import config as config_lib
 from jaxgen.benchmarks import BENCHMARKS
+from jaxgen.benchmarks.common import BenchSettingError
 from jaxgen.experiments import EXPERIMENTS
 from jaxgen.train import CheckpointError, TrainingDiverged
 
@@ -465,7 +466,10 @@ def _cmd_bench(args) -> None:
     for name in names:
         module = importlib.import_module(f"jaxgen.benchmarks.{BENCHMARKS[name][0]}")
         takes_out = "out" in inspect.signature(module.run).parameters  # benchmarks with plots
-        result = module.run(quick=args.quick, **({"out": out} if takes_out else {}))
+        try:
+            result = module.run(quick=args.quick, **({"out": out} if takes_out else {}))
+        except BenchSettingError as e:
+            raise UsageError(str(e)) from e
         result = {"benchmark": name, "quick": args.quick, **result}
         path = write_json(out / f"{name}{'-quick' if args.quick else ''}.json", result)
         print(f"\n== {name} ({'quick' if args.quick else 'full'}) ==")

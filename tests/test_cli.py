@@ -230,3 +230,15 @@ def test_seeds_for_an_experiment_without_replicas_is_one_line(capsys, tmp_path):
     assert main(["run", "mle", "--seeds", "3", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--seeds: experiment 'mle' does not train seed replicas" in err[0]
+
+
+@pytest.mark.parametrize("bench, var, value", [
+    ("ablation", "JAXGEN_ABLATION_STEPS", "2.5"), ("ablation", "JAXGEN_ABLATION_N", "0"),
+    ("samplers", "JAXGEN_SAMPLER_N", "many"), ("samplers", "JAXGEN_SAMPLER_NAMES", "ddim,heun")])
+def test_bench_bad_environment_setting_is_one_line_exit_2(bench, var, value, tmp_path,
+                                                          monkeypatch, capsys):
+    monkeypatch.setenv(var, value)
+    assert main(["bench", bench, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and var in err and "expected" in err
+    assert not list(tmp_path.glob("*.json"))
