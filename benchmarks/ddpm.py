@@ -124,6 +124,59 @@ def _resunet_rows(batch: int, repeats: int, peak: float) -> list[dict]:
     return rows
 
 
+def _conv_rows(batch: int, repeats: int, peak: float) -> list[dict]:
+    """Where a conv net's step loses the dot peak: one 3x3 convolution ('SAME', NHWC) of the
+    ResUNet at 28x28 (32 -> 32 channels) and at 14x14 (64 -> 64) -- its forward, its input
+    gradient and its kernel gradient, each 2 B H W 9 C F FLOP -- in XLA and, with torch, in
+    PyTorch (oneDNN: F.conv2d and aten's convolution backward)."""
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        torch = None
+    dn = ("NHWC", "HWIO", "NHWC")
+
+    def conv(x, w):
+        return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn)
+
+    if torch is not None:
+        torch_fns = {
+            "forward": lambda x, w, g: F.conv2d(x, w, padding=1),
+            "input gradient": lambda x, w, g: torch.nn.grad.conv2d_input(x.shape, w, g,
+                                                                         padding=1),
+            "kernel gradient": lambda x, w, g: torch.nn.grad.conv2d_weight(x, w.shape, g,
+                                                                           padding=1)}
+    rows = []
+    for hw, c in ((28, 32), (14, 64)):
+        k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
+        x = jax.random.normal(k1, (batch, hw, hw, c))
+        w = jax.random.normal(k2, (3, 3, c, c)) * 0.1
+        g = jax.random.normal(k3, (batch, hw, hw, c))
+        fns = {"forward": jax.jit(conv),
+               "input gradient": jax.jit(lambda x, w, g: jax.vjp(lambda x: conv(x, w), x)[1](g)),
+               "kernel gradient": jax.jit(lambda x, w, g: jax.vjp(lambda w: conv(x, w), w)[1](g))}
+        args = {"forward": (x, w), "input gradient": (x, w, g), "kernel gradient": (x, w, g)}
+        gflop = 2 * batch * hw * hw * 9 * c * c / 1e9
+        if torch is not None:
+            targs = tuple(torch.from_numpy(np.asarray(a).transpose(*axes).copy())
+                          for a, axes in ((x, (0, 3, 1, 2)), (w, (3, 2, 0, 1)), (g, (0, 3, 1, 2))))
+        for part, fn in fns.items():
+            seconds = median_seconds(lambda fn=fn, a=args[part]: fn(*a), repeats, warmup=1)
+            case = f"conv 3x3 {hw}x{hw}, {c}->{c} ch, batch {batch}: {part}"
+            row = dict(case=case, impl="jaxgen jit (XLA)", seconds=seconds,
+                       gflops=gflop / seconds, peak_share=gflop / seconds / peak)
+            rows.append(row)
+            if torch is not None:
+                with torch.no_grad():
+                    t_torch = median_seconds(lambda f=torch_fns[part], a=targs: f(*a),
+                                             repeats, warmup=1)
+                row["vs_torch"] = t_torch / seconds
+                rows.append(dict(case=case, impl=f"PyTorch {torch.__version__} (oneDNN)",
+                                 seconds=t_torch, gflops=gflop / t_torch,
+                                 peak_share=gflop / t_torch / peak, vs_torch=1.0))
+    return rows
+
+
 def run(*, quick: bool) -> dict:
     batch = 32 if quick else 128
     repeats = 2 if quick else 3
@@ -153,6 +206,7 @@ def run(*, quick: bool) -> dict:
         rows.append(dict(case=f"U-Net train step, batch {batch}", impl=f"PyTorch {version} eager",
                          seconds=t_torch, vs_torch=1.0))
     rows += _resunet_rows(batch, repeats, peak)
+    rows += _conv_rows(batch, 2 if quick else 15, peak)
     notes.append("peak_share = achieved GFLOP/s / the jnp.dot peak of this run; vs_torch = "
                  "PyTorch eager seconds / this row's seconds (the ResUNet's twin: "
                  "benchmarks/torch_resunet.py)")
