@@ -10,6 +10,7 @@ BENCHMARKS = {
     "gmm": ("gmm", "EM fit vs scikit-learn and a NumPy EM; mvn.log_prob vs scipy"),
     "vae": ("vae", "VAE train step: jit vs op by op vs PyTorch eager; epoch time"),
     "samplers": ("samplers", "FID vs steps for DDIM and DPM-Solver++ on a trained model (PNG)"),
+    "guidance": ("guidance", "classifier-free guidance in a limited noise interval: FID, accuracy"),
     "recipes": ("recipes", "FID vs training minutes over diffusion runs' checkpoints (PNG)"),
     "ablation": ("ablation", "DDPM from the book's recipe to the CPU recipe, one ingredient a row"),
     "seeds": ("seeds", "8 VAE seeds as one vmapped train() vs 8 sequential runs"),

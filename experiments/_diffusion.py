@@ -239,15 +239,15 @@ def seconds_per_step(hist) -> float:
 
 
 def sweep(model, key, scales, n: int, ev, *, steps: int, sampler: str = "ddim",
-          guide_fn=None) -> tuple[dict, dict]:
+          guide_fn=None, guidance_interval=None) -> tuple[dict, dict]:
     """For each scale: n samples, labels 0..9 cycling, judged. Classifier-free guidance with
-    gamma = scale, or, given `guide_fn`, classifier guidance with guide_scale = scale. Also
-    returns each scale's first 80 samples (labels 0..9 cycling; the same noise at every
-    scale) for the figures."""
+    gamma = scale (in `guidance_interval` of noise levels, if given), or, given `guide_fn`,
+    classifier guidance with guide_scale = scale. Also returns each scale's first 80 samples
+    (labels 0..9 cycling; the same noise at every scale) for the figures."""
     labels = np.arange(n) % 10
     results, rows = {}, {}
     for s in scales:
-        kw = (dict(gamma=float(s)) if guide_fn is None
+        kw = (dict(gamma=float(s), guidance_interval=guidance_interval) if guide_fn is None
               else dict(guide_fn=guide_fn, guide_scale=float(s)))
         t0 = time.perf_counter()
         images = pipeline.generate(model, n, labels, sampler=sampler, steps=steps, **kw, key=key,

@@ -11,6 +11,8 @@ from pathlib import Path
 import jax
 
 from jaxgen import evaluate
+from jaxgen.config import ConfigError
+from jaxgen.diffusion import pipeline
 from jaxgen.experiments import _diffusion as common
 
 
@@ -22,6 +24,16 @@ class Config(common.DiffusionConfig):
 
     p_uncond: float = 0.1
     gammas: tuple[float, ...] = (0.0, 1.0, 3.0, 5.0)  # guidance scales swept
+    # guide only where sigma_t is in (lo, hi], conditional elsewhere (None: every step, the book)
+    guidance_interval: tuple[float, float] | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.guidance_interval is not None:
+            try:
+                pipeline.check_interval(self.guidance_interval)
+            except ValueError as e:
+                raise ConfigError(f"--set {e}") from None
 
 
 PRESETS = {
@@ -40,7 +52,8 @@ def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
         cfg, out, resume=resume, desc="CFG DDPM", conditional=True, p_uncond=cfg.p_uncond)
     ev = evaluate.load()
     results, rows = common.sweep(model, jax.random.fold_in(key, 1), cfg.gammas, cfg.n_samples,
-                                 ev, steps=cfg.steps, sampler=cfg.sampler)
+                                 ev, steps=cfg.steps, sampler=cfg.sampler,
+                                 guidance_interval=cfg.guidance_interval)
     common.sweep_figure(rows, out / "guidance_sweep.png", "gamma")
     common.digits_figure(rows["3"], out / "digits.png", "classifier-free guidance, gamma = 3")
     common.loss_figure(hist, out / "loss.png", "CFG DDPM training loss")

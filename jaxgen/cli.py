@@ -6,8 +6,9 @@
     jaxgen run all [--preset P] [--train] [--out DIR] [--seed N] [--resume] [--devices N|all]
     jaxgen config NAME [--preset P | --quick] [--set KEY=VALUE ...]
     jaxgen bench [NAME] [--quick] [--out DIR]
-    jaxgen sample CHECKPOINT|SHIPPED [--label L] [--guidance G] [--n N] [--steps S]
-                  [--sampler ddim|ddpm|dpm++|dpm++sde] [--seed N] [--out grid.png]
+    jaxgen sample CHECKPOINT|SHIPPED [--label L] [--guidance G] [--guidance-interval LO,HI]
+                  [--n N] [--steps S] [--sampler ddim|ddpm|dpm++|dpm++sde] [--seed N]
+                  [--out grid.png]
 
 A user mistake (unknown name, bad flag, unusable path) prints one line on stderr and exits 2.
 """
@@ -77,6 +78,25 @@ def _seed(text: str) -> int:
     raise argparse.ArgumentTypeError(f"must be an integer in 0..{MAX_SEED}, got {text!r}")
 
 
+def _interval(text: str) -> tuple[float, float]:
+    """argparse type of --guidance-interval: 'lo,hi', two noise levels 0 <= lo < hi."""
+    from jaxgen.diffusion.pipeline import check_interval
+
+    parts = text.split(",")
+    try:
+        interval = tuple(float(v) for v in parts)
+        if len(interval) != 2:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI (two noise levels, e.g. 0.3,5), got "
+                                         f"{text!r}") from None
+    try:
+        check_interval(interval)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("guidance_interval ")) from None
+    return interval
+
+
 def _path(text: str) -> Path:
     """argparse type of --out: a non-empty path."""
     if not text.strip():
@@ -123,6 +143,10 @@ def _parser() -> argparse.ArgumentParser:
                    "default: every digit in turn)")
     s.add_argument("--guidance", type=float, default=1.0,
                    help="classifier-free guidance scale gamma >= 0 (default 1: conditional)")
+    s.add_argument("--guidance-interval", type=_interval, metavar="LO,HI",
+                   help="guide only where the noise level sigma_t = sqrt((1 - alpha_bar_t) / "
+                        "alpha_bar_t) is in (LO, HI], conditionally elsewhere (Kynkaanniemi "
+                        "et al. 2024; default: every step)")
     s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
     s.add_argument("--steps", type=int, default=50,
                    help="network evaluations for ddim, dpm++ and dpm++sde (default 50)")
@@ -207,15 +231,17 @@ def _cmd_sample(args) -> None:
                       else np.arange(args.n) % model.num_classes)
         elif args.label is not None:
             labels = np.full(args.n, args.label)  # rejected below, with the reason
-        pipeline.check_request(model, labels, args.guidance)
+        pipeline.check_request(model, labels, args.guidance, args.guidance_interval)
         if not 1 <= args.steps <= model.T:
             raise ValueError(f"steps must be in 1..{model.T}, got {args.steps}")
     except ValueError as e:  # messages start with the argument they are about
-        msg = str(e)
+        msg = str(e).replace("guidance_interval", "guidance-interval", 1)
         flag = msg.split()[0].rstrip(":")
-        raise UsageError(f"--{msg}" if flag in ("label", "guidance", "steps") else msg) from e
+        raise UsageError(f"--{msg}" if flag in ("label", "guidance", "guidance-interval",
+                                                "steps") else msg) from e
     images = pipeline.generate(model, args.n, labels, gamma=args.guidance, sampler=args.sampler,
-                               steps=args.steps, key=jax.random.key(args.seed))
+                               steps=args.steps, guidance_interval=args.guidance_interval,
+                               key=jax.random.key(args.seed))
     rows = math.ceil(math.sqrt(args.n))
     fig, ax = figure(size=(6, 6))
     what = "unconditional" if labels is None else (

@@ -60,6 +60,46 @@ def test_cfg_gamma_0_is_unconditional_gamma_1_conditional_in_one_forward_pass():
     assert calls == [12, 12, 12]  # one doubled batch per guided prediction
 
 
+def test_cfg_in_a_limited_interval_guides_inside_and_conditions_outside():
+    def apply(x, t, y):  # a toy network whose outputs tell labels and timesteps apart
+        return x * (y[:, None] + 1.0) + t[:, None]
+
+    x, y = jnp.ones((3, 2)), jnp.array([0, 4, 7])
+    eps_fn = jax.jit(guidance.cfg_eps(apply, y, 10, 3.0, active=lambda t: t > 5))
+    cond, uncond = apply(x, jnp.full(3, 9), y), apply(x, jnp.full(3, 9), jnp.full(3, 10))
+    np.testing.assert_allclose(eps_fn(x, jnp.full(3, 9)), uncond + 3 * (cond - uncond))
+    np.testing.assert_allclose(eps_fn(x, jnp.full(3, 2)), apply(x, jnp.full(3, 2), y))
+    # sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t) in (lo, hi], against NumPy
+    ab = np.asarray(SCHEDULE.alpha_bars, np.float64)
+    sigma = np.sqrt((1 - ab) / ab)
+    active = jax.jit(jax.vmap(guidance.sigma_interval(SCHEDULE.alpha_bars, 0.3, 5.0)))
+    got = np.asarray(active(jnp.arange(1001)))
+    want = (sigma > 0.3) & (sigma <= 5.0)
+    near = np.abs(sigma - 0.3) < 1e-4 * 0.3  # float32 may round a boundary either way
+    assert 0 < want.sum() < 1000 and (got == want)[~near].all()
+
+
+def test_generate_with_a_guidance_interval(tmp_path):
+    model = _saved_model(tmp_path)
+    run = functools.partial(pipeline.generate, model, 4, [1, 2, 3, 4], steps=3,
+                            sampler="dpm++", key=jax.random.key(2))
+    guided, conditional = run(gamma=3.0), run(gamma=1.0)
+    # an interval holding every noise level is plain guidance; one holding none is gamma 1
+    np.testing.assert_allclose(run(gamma=3.0, guidance_interval=(0.0, np.inf)), guided,
+                               atol=1e-5)
+    np.testing.assert_allclose(run(gamma=3.0, guidance_interval=(0.0, 1e-6)), conditional,
+                               atol=1e-5)
+    assert np.abs(guided - conditional).max() > 1e-3  # so the two checks above can fail
+    partial = run(gamma=3.0, guidance_interval=(0.5, 20.0))
+    assert np.abs(partial - guided).max() > 1e-4 and np.abs(partial - conditional).max() > 1e-4
+    for bad in ((2.0, 1.0), (-1.0, 1.0), (0.0, np.nan), (1.0,)):
+        with pytest.raises(ValueError, match="guidance_interval must be"):
+            run(gamma=3.0, guidance_interval=bad)
+    unconditional = pipeline.DiffusionModel(diffusion.UNet(**TINY), None, (28, 28, 1))
+    with pytest.raises(ValueError, match="guidance_interval: limits classifier-free"):
+        pipeline.check_request(unconditional, None, 1.0, (0.3, 5.0))
+
+
 def test_label_dropout_per_example_and_per_batch():
     y = jnp.arange(100_000) % 10
     dropped = drop_labels(y, 0.1, 10, key=jax.random.key(0))
@@ -181,6 +221,8 @@ def test_pipeline_save_load_and_sample(tmp_path):
     (["--n", "0"], "--n must be >= 1"),
     (["--sampler", "heun"], "invalid choice: 'heun'"),
     (["--sampler", "dpm++", "--steps", "1001"], "--steps must be in 1..1000"),
+    (["--guidance-interval", "5,1"], "--guidance-interval: must be (sigma_lo, sigma_hi)"),
+    (["--guidance-interval", "0.3"], "--guidance-interval: expected LO,HI"),
 ])
 def test_sample_cli_rejects_bad_requests_in_one_line(tmp_path, capsys, args, msg):
     _saved_model(tmp_path)
@@ -194,14 +236,32 @@ def test_sample_cli_refuses_guidance_for_a_model_without_label_dropout(tmp_path,
     _saved_model(tmp_path, p_uncond=0.0)
     assert main(["sample", str(tmp_path), "--guidance", "3"]) == 2
     assert "trained without label dropout" in capsys.readouterr().err
+    assert main(["sample", str(tmp_path), "--guidance-interval", "0.3,5"]) == 2
+    assert "--guidance-interval: limits classifier-free" in capsys.readouterr().err
 
 
 def test_sample_cli_writes_a_grid(tmp_path):
     _saved_model(tmp_path)
     out = tmp_path / "grid.png"
     assert main(["sample", str(tmp_path), "--label", "7", "--guidance", "3", "--n", "4",
-                 "--steps", "3", "--out", str(out)]) == 0
+                 "--steps", "3", "--guidance-interval", "0.3,inf", "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_guidance_rows_per_interval_and_scale(tmp_path, monkeypatch, capsys):
+    _saved_model(tmp_path / "model")
+    for var, value in (("JAXGEN_GUIDANCE_MODEL", str(tmp_path / "model")),
+                       ("JAXGEN_GUIDANCE_INTERVALS", "none;0,1e-6"),
+                       ("JAXGEN_GUIDANCE_GAMMAS", "1,3"), ("JAXGEN_GUIDANCE_SAMPLER", "dpm++-2")):
+        monkeypatch.setenv(var, value)
+    assert main(["bench", "guidance", "--quick", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "guidance-quick.json").read_text())["rows"]
+    assert [(r["interval"], r["gamma"]) for r in rows] == [
+        ("none", 1.0), ("none", 3.0), ("(0, 1e-06]", 1.0), ("(0, 1e-06]", 3.0)]
+    # gamma 3 guided nowhere is gamma 1: the same samples, so the same numbers
+    assert rows[3]["fid"] == pytest.approx(rows[2]["fid"], rel=1e-3)
+    assert rows[1]["fid"] != pytest.approx(rows[2]["fid"], rel=1e-3)
+    assert all(r["floor_fid"] > 0 and 0 <= r["accuracy"] <= 1 for r in rows)
 
 
 TINY_RUN = ["widths=4,8", "base=4", "mults=1,2", "epochs=1", "batch_size=32", "ema_decay=0.9",

@@ -4,6 +4,9 @@ as wrappers that turn a network into the `eps_fn(x_t, t)` (or `guide`) the sampl
 Classifier-free guidance (Ho & Salimans 2022), one network with a null label:
     eps~ = eps(x_t, t, null) + gamma (eps(x_t, t, y) - eps(x_t, t, null))
 gamma = 0 is unconditional, gamma = 1 conditional, gamma > 1 trades diversity for fidelity.
+Guidance in a limited interval (Kynkaanniemi et al. 2024): guided only where the noise level
+sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t) lies in (sigma_lo, sigma_hi], conditional
+(gamma = 1) elsewhere -- guidance at high noise narrows each class, at low noise it does little.
 
 Classifier guidance (Dhariwal & Nichol 2021) with a classifier p(y | x_t, t) of noised images:
     ancestral step:  mu~ = mu_theta + s Sigma_t grad_x log p(y | x_t, t)
@@ -21,21 +24,34 @@ import jax.numpy as jnp
 CondEpsFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
 
 
-def cfg_eps(apply: CondEpsFn, y: jax.Array, null: int, gamma) -> Callable:
+def cfg_eps(apply: CondEpsFn, y: jax.Array, null: int, gamma,
+            active: Callable[[jax.Array], jax.Array] | None = None) -> Callable:
     """eps_fn(x_t, t) for classifier-free guidance toward labels y (B,) with scale gamma.
 
     The conditional and unconditional predictions come from ONE batched forward pass (the two
     halves of a doubled batch), so a guided sampler costs one network call per step.
+    active(t) -> bool (t a scalar timestep; every sampler here gives all examples one t):
+    where False, eps_fn is the plain conditional eps(x_t, t, y), one undoubled pass chosen by
+    `lax.cond` (`sigma_interval` makes the limited interval of Kynkaanniemi et al. 2024).
     """
     y = jnp.asarray(y)
 
-    def eps_fn(x, t):
+    def guided(x, t):
         both = apply(jnp.concatenate([x, x]), jnp.concatenate([t, t]),
                      jnp.concatenate([y, jnp.full_like(y, null)]))
         cond, uncond = jnp.split(both, 2)
         return uncond + gamma * (cond - uncond)
 
-    return eps_fn
+    if active is None:
+        return guided
+    return lambda x, t: jax.lax.cond(active(t[0]), guided, lambda x, t: apply(x, t, y), x, t)
+
+
+def sigma_interval(alpha_bars: jax.Array, lo, hi) -> Callable[[jax.Array], jax.Array]:
+    """active(t): whether sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t), the noise level on
+    the data's scale (x_t / alpha_t = x_0 + sigma_t eps), lies in (lo, hi]."""
+    sigma = jnp.sqrt((1.0 - alpha_bars) / alpha_bars)
+    return lambda t: (sigma[t] > lo) & (sigma[t] <= hi)
 
 
 def classifier_grad(logits_fn: Callable, y: jax.Array) -> Callable:

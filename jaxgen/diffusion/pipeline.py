@@ -198,10 +198,16 @@ def load(directory: str | Path) -> DiffusionModel:
                          f"({str(e).splitlines()[0][:160]})") from e
 
 
-def check_request(model: DiffusionModel, labels, gamma: float) -> None:
+def check_request(model: DiffusionModel, labels, gamma: float,
+                  guidance_interval: tuple[float, float] | None = None) -> None:
     """Clear errors for labels/guidance a model cannot honour."""
     if not np.isfinite(gamma) or gamma < 0:
         raise ValueError(f"guidance must be a finite number >= 0, got {gamma}")
+    if guidance_interval is not None:
+        check_interval(guidance_interval)
+        if model.num_classes is None or model.p_uncond == 0.0:
+            raise ValueError("guidance_interval: limits classifier-free guidance, which needs "
+                             "a conditional model trained with label dropout")
     if model.num_classes is None:
         if labels is not None:
             raise ValueError("label: this model is unconditional; leave the label out")
@@ -221,19 +227,33 @@ def check_request(model: DiffusionModel, labels, gamma: float) -> None:
                          f"{labels.min() if labels.min() < 0 else labels.max()}")
 
 
+def check_interval(interval) -> None:
+    """ValueError naming guidance_interval unless it is (sigma_lo, sigma_hi), 0 <= lo < hi."""
+    try:
+        lo, hi = (float(v) for v in interval)
+    except (TypeError, ValueError):
+        raise ValueError(f"guidance_interval must be two noise levels (sigma_lo, sigma_hi), got "
+                         f"{interval!r}") from None
+    if not (0.0 <= lo < hi) or np.isnan(hi):
+        raise ValueError(f"guidance_interval must be (sigma_lo, sigma_hi) with 0 <= sigma_lo < "
+                         f"sigma_hi (sigma_hi may be inf), got ({lo:g}, {hi:g})")
+
+
 @functools.partial(jax.jit, static_argnames=("unet", "autoencoder", "shape", "T", "schedule",
                                              "prediction", "data_range", "sampler", "steps",
-                                             "guided", "guide_fn"))
-def _sample_batch(variables, key, y, gamma, guide_scale, latent_scale, *, unet, autoencoder,
-                  shape, T, schedule, prediction, data_range, sampler, steps, guided, guide_fn):
-    """One compiled batch of `generate`; gamma and guide_scale are traced, so a sweep over
-    guidance scales reuses one compilation."""
+                                             "guided", "limited", "guide_fn"))
+def _sample_batch(variables, key, y, gamma, guide_scale, latent_scale, interval, *, unet,
+                  autoencoder, shape, T, schedule, prediction, data_range, sampler, steps, guided,
+                  limited, guide_fn):
+    """One compiled batch of `generate`; gamma, guide_scale and the guidance interval (lo, hi)
+    are traced, so a sweep over guidance scales or intervals reuses one compilation."""
     sched = SCHEDULES[schedule](T)
     if unet.num_classes is not None:
         apply = lambda x, t, yy: unet.apply(variables["unet"], x, t, yy)  # noqa: E731
         # guidance combines the raw outputs: eps, v and x0 are affine in one another with
         # label-free coefficients, so combining any of them combines the implied eps alike
-        model_fn = (guidance.cfg_eps(apply, y, unet.num_classes, gamma) if guided
+        active = guidance.sigma_interval(sched.alpha_bars, *interval) if limited else None
+        model_fn = (guidance.cfg_eps(apply, y, unet.num_classes, gamma, active) if guided
                     else lambda x, t: apply(x, t, y))
     else:
         model_fn = lambda x, t: unet.apply(variables["unet"], x, t)  # noqa: E731
@@ -257,12 +277,15 @@ def _sample_batch(variables, key, y, gamma, guide_scale, latent_scale, *, unet, 
 
 def generate(model: DiffusionModel, n: int, labels=None, gamma: float = 1.0,
              sampler: str = "ddim", steps: int = 50, batch_size: int = 250,
-             guide_fn=None, guide_scale: float = 0.0, *, key: jax.Array,
+             guide_fn=None, guide_scale: float = 0.0,
+             guidance_interval: tuple[float, float] | None = None, *, key: jax.Array,
              progress: str | None = None) -> np.ndarray:
     """n images (n, 28, 28, 1) in [0, 1].
 
     labels: None (unconditional, or the null label) or (n,) ints; gamma: classifier-free
-    guidance scale (1 = conditional); sampler 'ddim' (`steps` steps, eta 0), 'ddpm' (all T
+    guidance scale (1 = conditional); guidance_interval (sigma_lo, sigma_hi): guide only where
+    sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t) is in (sigma_lo, sigma_hi], sampling
+    conditionally elsewhere (`guidance.sigma_interval`; None: every step); sampler 'ddim' (`steps` steps, eta 0), 'ddpm' (all T
     steps, ancestral), 'dpm++' (DPM-Solver++(2M), `steps` network evaluations) or 'dpm++sde'
     (its stochastic form, `steps` evaluations).
     Classifier guidance: `guide_fn(y)` returns grad_x log p(y | x_t, t) (e.g.
@@ -279,8 +302,10 @@ def generate(model: DiffusionModel, n: int, labels=None, gamma: float = 1.0,
         raise ValueError(f"n must be >= 1, got {n}")
     conditional = model.num_classes is not None
     # an unconditional model takes labels only as the targets of classifier guidance
-    check_request(model, None if guide_fn is not None and not conditional else labels, gamma)
-    if conditional and gamma == 0.0:  # eps~ = eps(x_t, t, null): one pass, not a doubled batch
+    check_request(model, None if guide_fn is not None and not conditional else labels, gamma,
+                  guidance_interval)
+    limited = guidance_interval is not None
+    if conditional and gamma == 0.0 and not limited:  # eps(x_t, t, null): one undoubled pass
         labels, gamma = None, 1.0
     if conditional and labels is None:
         labels = np.full((n,), model.num_classes)  # the null label: unconditional samples
@@ -291,13 +316,15 @@ def generate(model: DiffusionModel, n: int, labels=None, gamma: float = 1.0,
     static = dict(unet=model.unet, autoencoder=model.autoencoder, shape=(b, *model.shape),
                   T=model.T, schedule=model.schedule, prediction=model.prediction,
                   data_range=tuple(model.data_range), sampler=sampler, steps=steps,
-                  guided=conditional and gamma != 1.0, guide_fn=guide_fn)
+                  guided=conditional and gamma != 1.0, limited=limited, guide_fn=guide_fn)
+    interval = jnp.asarray(guidance_interval if limited else (0.0, np.inf), jnp.float32)
     out = []
     starts = range(0, n, b)
     for i, start in enumerate(tqdm(starts, desc=progress, unit="batch", leave=False,
                                    disable=progress is None)):
         y = np.zeros((b,), np.int32) if labels is None else np.resize(labels[start:start + b], b)
         x = _sample_batch(model.variables, jax.random.fold_in(key, i), y, jnp.float32(gamma),
-                          jnp.float32(guide_scale), jnp.float32(model.latent_scale), **static)
+                          jnp.float32(guide_scale), jnp.float32(model.latent_scale), interval,
+                          **static)
         out.append(np.asarray(x)[: n - start])
     return np.concatenate(out)
