@@ -14,5 +14,6 @@ BENCHMARKS = {
     "recipes": ("recipes", "FID vs training minutes over diffusion runs' checkpoints (PNG)"),
     "ablation": ("ablation", "DDPM from the book's recipe to the CPU recipe, one ingredient a row"),
     "seeds": ("seeds", "8 VAE seeds as one vmapped train() vs 8 sequential runs"),
+    "unets": ("unets", "parameters and forward GFLOP per image of the U-Net family's configurations"),
     "ddpm": ("ddpm", "U-Net train step vs PyTorch eager, GFLOP/s; scanned vs looped samplers"),
 }

@@ -16,7 +16,8 @@ import json
 from pathlib import Path
 
 from jaxgen.benchmarks.common import env_int, machine
-from jaxgen.experiments._diffusion import QUICK
+from jaxgen.diffusion import cost
+from jaxgen.experiments._diffusion import QUICK, make_net
 
 
 def _quick(*names: str) -> dict:
@@ -68,6 +69,7 @@ def run(*, quick: bool, out: Path | None = None) -> dict:
         if m is None or config_lib.differences(m.get("config", {}), config_lib.as_dict(cfg)):
             m = run_experiment("ddpm", folder, cfg, preset="ablation")
         rows.append(dict(row=i, ingredients=label, steps=m["steps"], params=m["unet_params"],
+                         forward_gflop_per_image=cost.size(make_net(cfg))[1],
                          train_minutes=m["train_seconds"] / 60,
                          seconds_per_step=m["seconds_per_step"], n=n, fid=m["fid"],
                          floor_fid=m["fid_floor"], precision=m["precision"],

@@ -125,6 +125,15 @@ def test_bench_quick_writes_json_with_ratios(tmp_path, capsys):
     assert "vs_sklearn" in capsys.readouterr().out
 
 
+def test_bench_unets_lists_parameters_and_flops(tmp_path, capsys):
+    assert main(["bench", "unets", "--quick", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "unets-quick.json").read_text())["rows"]
+    params = [r["params"] for r in rows]
+    assert params[0] == 2_167_784  # the book's U-Net, as README and the ch. 9 tests count it
+    assert all(r["train_step_gflop_per_image"] == 3 * r["forward_gflop_per_image"] > 0
+               for r in rows)
+
+
 def test_bench_core_and_scaling_quick_smoke(tmp_path, capsys):
     assert main(["bench", "core", "--quick", "--out", str(tmp_path)]) == 0
     core = json.loads((tmp_path / "core-quick.json").read_text())

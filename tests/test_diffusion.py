@@ -373,3 +373,27 @@ def test_the_ablation_adds_one_ingredient_a_row_from_the_book_to_the_cpu_recipe(
     assert all(last[k] == QUICK[k] for k in ablation.RECIPE_FIELDS)  # ends at the CPU recipe
     assert {(c.batch_size, c.train_size, c.epochs, c.samplers) for _, c in rows} == {
         (32, 16000, 1, ("dpm++-20",))}  # one budget, one judge
+
+
+def test_network_cost_counts_parameters_and_conv_flops():
+    import flax.linen as nn
+
+    from jaxgen.diffusion import cost
+
+    class OneConv(nn.Module):  # the shape of a denoiser's call, one 3x3 conv 1 -> 32
+        @nn.compact
+        def __call__(self, x, t):
+            return nn.Conv(32, (3, 3))(x)
+
+    params, gflop = cost.size(OneConv())
+    assert params == 9 * 32 + 32
+    # 2 H W k^2 C_in C_out multiply-adds, plus the bias: within 1% of the conv's count
+    assert gflop * 1e9 == pytest.approx(2 * 28 * 28 * 9 * 1 * 32, rel=0.01)
+    net = diffusion.ResUNet(base=4, mults=(1, 2), attention=(14,), num_classes=10)
+    params, gflop = cost.size(net)
+    init = jax.jit(net.init)(jax.random.key(0), jnp.zeros((1, 28, 28, 1)),
+                             jnp.ones((1,), jnp.int32), jnp.zeros((1,), jnp.int32))
+    assert params == sum(a.size for a in jax.tree_util.tree_leaves(init["params"]))
+    wider = cost.size(dataclasses.replace(net, base=8))[1]
+    # the inner convs grow as width^2, the input and output convs and the norms as width
+    assert 2 < wider / gflop < 4
