@@ -246,7 +246,9 @@ def _cmd_sample(args) -> None:
     fig, ax = figure(size=(6, 6))
     what = "unconditional" if labels is None else (
         f"label {args.label}" if args.label is not None else "labels 0-9")
-    image_grid(ax, images, rows, f"{what}, guidance {args.guidance:g}, {args.sampler}"
+    where = ("" if args.guidance_interval is None else
+             " for sigma in ({:g}, {:g}]".format(*args.guidance_interval))
+    image_grid(ax, images, rows, f"{what}, guidance {args.guidance:g}{where}, {args.sampler}"
                                  f"{'' if args.sampler == 'ddpm' else f'-{args.steps}'}")
     save_figure(fig, args.out)
     print(f"{args.n} samples -> {args.out}")
