@@ -4,8 +4,9 @@ range of network evaluations (and DDPM ancestral at all T steps when asked), eac
 
 The model is `$JAXGEN_SAMPLER_MODEL`: a `jaxgen run` folder or a shipped model's name (default
 `runs/ddpm` if `jaxgen run ddpm` has written it, else the shipped `ddpm`); `$JAXGEN_SAMPLER_N`
-samples per row (default 1,000), `$JAXGEN_SAMPLER_DDPM=1` adds DDPM-1000, and
-`$JAXGEN_SAMPLER_NAMES` (comma-separated) keeps only the named samplers.
+samples per row (default 1,000), `$JAXGEN_SAMPLER_DDPM=1` adds DDPM-1000,
+`$JAXGEN_SAMPLER_NAMES` (comma-separated) keeps only the named samplers and
+`$JAXGEN_SAMPLER_STEPS` (comma-separated) sets the network evaluations of every one of them.
 """
 
 from __future__ import annotations
@@ -44,11 +45,18 @@ def run(*, quick: bool, out: Path | None = None) -> dict:
         return {"machine": machine(), "rows": [],
                 "notes": [f"no model at {where}: set JAXGEN_SAMPLER_MODEL to a `jaxgen run` "
                           f"folder or one of {', '.join(pretrained.available())}"]}
-    ev = evaluate.load()
     if only:  # e.g. JAXGEN_SAMPLER_NAMES=dpm++sde: just those samplers' rows
         grid = {s: steps for s, steps in grid.items() if s in only}
+    text = os.environ.get("JAXGEN_SAMPLER_STEPS", "").strip()
+    if text:  # e.g. JAXGEN_SAMPLER_STEPS=15,20,30: these evaluations for every sampler
+        parts = text.split(",")
+        if not all(p.strip().isdigit() and 1 <= int(p) <= model.T for p in parts):
+            raise BenchSettingError(f"JAXGEN_SAMPLER_STEPS: expected comma-separated ints in "
+                                    f"1..{model.T}, got {text!r}")
+        grid = {s: tuple(int(p) for p in parts) for s in grid}
     if os.environ.get("JAXGEN_SAMPLER_DDPM") == "1":
         grid["ddpm"] = (model.T,)
+    ev = evaluate.load()
     rows = []
     labels = None if model.num_classes is None else np.arange(n) % model.num_classes
     for sampler, steps_list in grid.items():

@@ -244,6 +244,7 @@ def test_seeds_for_an_experiment_without_replicas_is_one_line(capsys, tmp_path):
 @pytest.mark.parametrize("bench, var, value", [
     ("ablation", "JAXGEN_ABLATION_STEPS", "2.5"), ("ablation", "JAXGEN_ABLATION_N", "0"),
     ("samplers", "JAXGEN_SAMPLER_N", "many"), ("samplers", "JAXGEN_SAMPLER_NAMES", "ddim,heun"),
+    ("samplers", "JAXGEN_SAMPLER_STEPS", "10,0"),
     ("guidance", "JAXGEN_GUIDANCE_INTERVALS", "none;5,1"),
     ("guidance", "JAXGEN_GUIDANCE_GAMMAS", "3,x"),
     ("guidance", "JAXGEN_GUIDANCE_SAMPLER", "heun-10"),
