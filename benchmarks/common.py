@@ -7,6 +7,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -73,3 +74,15 @@ def dot_peak_gflops(n: int = 2048) -> float:
     a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
     dot = jax.jit(jnp.dot)
     return 2 * n**3 / median_seconds(lambda: dot(a, a), repeats=5) / 1e9
+
+
+def load_diffusion_model(where: str):
+    """(model, label) from a `jaxgen run` folder holding model.json, else from the shipped
+    model of that name; None when it is neither."""
+    from jaxgen.diffusion import pipeline, pretrained
+
+    if (Path(where) / "model.json").is_file():
+        return pipeline.load(where), where
+    if where in pretrained.available():
+        return pretrained.load(where)[0], f"the shipped {where} model"
+    return None

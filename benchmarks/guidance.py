@@ -19,7 +19,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxgen.benchmarks.common import BenchSettingError, env_int, machine
+from jaxgen.benchmarks.common import BenchSettingError, env_int, load_diffusion_model, machine
 from jaxgen.diffusion import pipeline, pretrained
 from jaxgen.experiments._diffusion import judge
 
@@ -65,13 +65,11 @@ def run(*, quick: bool, out: Path | None = None) -> dict:
     del out  # a table, no figure
     n, gammas, sampler, steps, intervals = _settings(quick)
     where = os.environ.get("JAXGEN_GUIDANCE_MODEL", "cfg")
-    if (Path(where) / "model.json").is_file():
-        model = pipeline.load(where)
-    elif where in pretrained.available():
-        model, where = pretrained.load(where)[0], f"the shipped {where} model"
-    else:
+    found = load_diffusion_model(where)
+    if found is None:
         raise BenchSettingError(f"JAXGEN_GUIDANCE_MODEL: expected a `jaxgen run` folder or one "
                                 f"of {', '.join(pretrained.available())}, got {where!r}")
+    model, where = found
     from jaxgen import evaluate
 
     ev = evaluate.load()

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from jaxgen import evaluate
-from jaxgen.benchmarks.common import BenchSettingError, env_int, machine
+from jaxgen.benchmarks.common import BenchSettingError, env_int, load_diffusion_model, machine
 from jaxgen.diffusion import pipeline, pretrained
 from jaxgen.io import figure, save_figure
 
@@ -37,14 +37,12 @@ def run(*, quick: bool, out: Path | None = None) -> dict:
                                 f"{', '.join(FULL)}, got {', '.join(unknown)}")
     where = os.environ.get("JAXGEN_SAMPLER_MODEL") or (
         "runs/ddpm" if Path("runs/ddpm/model.json").is_file() else "ddpm")
-    if (Path(where) / "model.json").is_file():
-        model = pipeline.load(where)
-    elif where in pretrained.available():
-        model, where = pretrained.load(where)[0], f"the shipped {where} model"
-    else:
+    found = load_diffusion_model(where)
+    if found is None:
         return {"machine": machine(), "rows": [],
                 "notes": [f"no model at {where}: set JAXGEN_SAMPLER_MODEL to a `jaxgen run` "
                           f"folder or one of {', '.join(pretrained.available())}"]}
+    model, where = found
     if only:  # e.g. JAXGEN_SAMPLER_NAMES=dpm++sde: just those samplers' rows
         grid = {s: steps for s, steps in grid.items() if s in only}
     text = os.environ.get("JAXGEN_SAMPLER_STEPS", "").strip()
