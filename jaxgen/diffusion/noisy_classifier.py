@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxgen.diffusion.ddpm import q_sample
+from jaxgen.diffusion.groupnorm import GroupNorm
 from jaxgen.diffusion.schedule import Schedule
 from jaxgen.diffusion.unet import sinusoidal_embedding
 
@@ -34,8 +35,8 @@ class NoisyClassifier(nn.Module):
         for w in self.widths:
             x = nn.Conv(w, (3, 3), padding=1)(x)
             x = x + nn.Dense(w)(nn.relu(nn.Dense(w)(emb)))[:, None, None, :]
-            x = nn.relu(nn.GroupNorm(num_groups=min(8, w))(x))
-            x = nn.relu(nn.GroupNorm(num_groups=min(8, w))(nn.Conv(w, (3, 3), padding=1)(x)))
+            x = nn.relu(GroupNorm(num_groups=min(8, w))(x))
+            x = nn.relu(GroupNorm(num_groups=min(8, w))(nn.Conv(w, (3, 3), padding=1)(x)))
             x = nn.max_pool(x, (2, 2), strides=(2, 2))
         return nn.Dense(self.num_classes)(x.reshape(x.shape[0], -1))
 

@@ -28,6 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgen.diffusion.groupnorm import GroupNorm
 from jaxgen.diffusion.unet import sinusoidal_embedding
 
 UPSAMPLES = ("conv", "nearest")
@@ -42,7 +43,7 @@ def num_groups(channels: int) -> int:
 
 
 def _norm(x):
-    return nn.GroupNorm(num_groups=num_groups(x.shape[-1]))(x)
+    return GroupNorm(num_groups=num_groups(x.shape[-1]))(x)
 
 
 class ResBlock(nn.Module):

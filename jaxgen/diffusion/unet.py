@@ -21,6 +21,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgen.diffusion.groupnorm import GroupNorm
+
 
 def sinusoidal_embedding(t: jax.Array, dim: int) -> jax.Array:
     """The book's positional encoding of timesteps t (B,) -> (B, dim):
@@ -65,7 +67,7 @@ class ConvBlock(nn.Module):
             if self.norm == "batch":
                 x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
             else:
-                x = nn.GroupNorm(num_groups=min(8, self.features))(x)
+                x = GroupNorm(num_groups=min(8, self.features))(x)
             x = nn.relu(x)
         return x
 
