@@ -6,7 +6,9 @@ The model is `$JAXGEN_SAMPLER_MODEL`: a `jaxgen run` folder or a shipped model's
 `runs/ddpm` if `jaxgen run ddpm` has written it, else the shipped `ddpm`); `$JAXGEN_SAMPLER_N`
 samples per row (default 1,000), `$JAXGEN_SAMPLER_DDPM=1` adds DDPM-1000,
 `$JAXGEN_SAMPLER_NAMES` (comma-separated) keeps only the named samplers and
-`$JAXGEN_SAMPLER_STEPS` (comma-separated) sets the network evaluations of every one of them.
+`$JAXGEN_SAMPLER_STEPS` (comma-separated) sets the network evaluations of every one of them,
+`$JAXGEN_SAMPLER_SPACINGS` (comma-separated: uniform, logsnr, karras) the time grids each is
+run on (default: each sampler's own, uniform for DDIM and logsnr for the solvers).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 
 from jaxgen import evaluate
 from jaxgen.benchmarks.common import BenchSettingError, env_int, load_diffusion_model, machine
-from jaxgen.diffusion import pipeline, pretrained
+from jaxgen.diffusion import ddpm, pipeline, pretrained
 from jaxgen.io import figure, save_figure
 
 FULL = {"ddim": (10, 20, 50), "dpm++": (5, 10, 20), "dpm++sde": (10, 20, 50)}
@@ -52,31 +54,39 @@ def run(*, quick: bool, out: Path | None = None) -> dict:
             raise BenchSettingError(f"JAXGEN_SAMPLER_STEPS: expected comma-separated ints in "
                                     f"1..{model.T}, got {text!r}")
         grid = {s: tuple(int(p) for p in parts) for s in grid}
+    spacings = [s for s in os.environ.get("JAXGEN_SAMPLER_SPACINGS", "").split(",") if s]
+    if any(s not in ddpm.SPACINGS for s in spacings):
+        raise BenchSettingError(f"JAXGEN_SAMPLER_SPACINGS: expected names from "
+                                f"{', '.join(ddpm.SPACINGS)}, got {','.join(spacings)!r}")
     if os.environ.get("JAXGEN_SAMPLER_DDPM") == "1":
         grid["ddpm"] = (model.T,)
     ev = evaluate.load()
     rows = []
     labels = None if model.num_classes is None else np.arange(n) % model.num_classes
-    for sampler, steps_list in grid.items():
-        for steps in steps_list:
-            b = min(250, n)  # one batch of the timed shape: compiled outside the timing
-            if sampler != "ddpm":  # its warm-up would cost minutes; its compile is seconds
-                pipeline.generate(model, b, None if labels is None else labels[:b],
-                                  sampler=sampler, steps=steps, batch_size=b,
-                                  key=jax.random.key(0))
-            t0 = time.perf_counter()
-            images = pipeline.generate(model, n, labels, sampler=sampler, steps=steps,
-                                       batch_size=min(250, n), key=jax.random.key(1))
-            seconds = time.perf_counter() - t0
-            q = evaluate.judge_against_test(ev, images)
-            rows.append(dict(sampler=sampler, evaluations=steps, n=n, fid=q["fid"],
-                             floor_fid=q["floor"]["fid"], precision=q["precision"],
-                             recall=q["recall"], seconds=seconds))
+    runs = [(sampler, spacing, steps) for sampler, steps_list in grid.items()
+            for spacing in ([None] if sampler == "ddpm" else spacings or [None])
+            for steps in steps_list]
+    for sampler, spacing, steps in runs:
+        b = min(250, n)  # one batch of the timed shape: compiled outside the timing
+        if sampler != "ddpm":  # its warm-up would cost minutes; its compile is seconds
+            pipeline.generate(model, b, None if labels is None else labels[:b],
+                              sampler=sampler, steps=steps, batch_size=b, spacing=spacing,
+                              key=jax.random.key(0))
+        t0 = time.perf_counter()
+        images = pipeline.generate(model, n, labels, sampler=sampler, steps=steps,
+                                   batch_size=min(250, n), spacing=spacing,
+                                   key=jax.random.key(1))
+        seconds = time.perf_counter() - t0
+        q = evaluate.judge_against_test(ev, images)
+        rows.append(dict(sampler=sampler, spacing=spacing or "default", evaluations=steps, n=n,
+                         fid=q["fid"], floor_fid=q["floor"]["fid"], precision=q["precision"],
+                         recall=q["recall"], seconds=seconds))
     if out is not None and rows:
         fig, ax = figure()
-        for sampler in grid:
-            r = [row for row in rows if row["sampler"] == sampler]
-            ax.plot([x["evaluations"] for x in r], [x["fid"] for x in r], "o-", label=sampler)
+        for sampler, spacing in dict.fromkeys((r["sampler"], r["spacing"]) for r in rows):
+            r = [row for row in rows if (row["sampler"], row["spacing"]) == (sampler, spacing)]
+            label = sampler if spacing == "default" else f"{sampler}, {spacing} grid"
+            ax.plot([x["evaluations"] for x in r], [x["fid"] for x in r], "o-", label=label)
         ax.axhline(rows[0]["floor_fid"], color="grey", ls="--", label=f"real data, n = {n}")
         ax.set(xscale="log", yscale="log", xlabel="network evaluations per sample",
                ylabel="MNIST-FID vs all test digits", title=f"samplers on {where}")

@@ -52,9 +52,13 @@ class DiffusionConfig:
     data_range: tuple[float, float] = (0.0, 1.0)  # pixels while diffusing: [0, 1] or (-1, 1)
     ema_warmup: bool = False  # EMA decay min(ema_decay, (1 + n) / (10 + n)) after n steps
     sampler: str = "ddim"  # sampler judged: ddim, ddpm (all T steps) or dpm++
+    # the sampler's time grid: uniform, logsnr or karras (None: uniform for ddim, logsnr for
+    # dpm++ and dpm++sde; see `ddpm.timesteps`)
+    spacing: str | None = None
     lr_warmup: int = 0  # steps of linear learning-rate warm-up
     lr_schedule: str = "constant"  # after the warm-up: constant (the book) or cosine decay to 0
     upsample: str = "conv"  # resunet: going up by resize + 3x3 conv ('conv') or resize alone
+    scale_shift: bool = False  # resunet: time (and label) scale and shift each block's norm
     # load the model jaxgen ships (made by this experiment's quick preset) instead of training;
     # allowed only when every training setting equals the one it was trained with
     pretrained: bool = False
@@ -80,6 +84,9 @@ class DiffusionConfig:
         if len(self.data_range) != 2 or not self.data_range[0] < self.data_range[1]:
             raise ConfigError(f"--set data_range: expected lo,hi with lo < hi, got "
                               f"{self.data_range}")
+        if self.spacing is not None and self.spacing not in diffusion.ddpm.SPACINGS:
+            raise ConfigError(f"--set spacing: expected none or one of "
+                              f"{', '.join(diffusion.ddpm.SPACINGS)}, got {self.spacing!r}")
         if self.sampler != "ddpm" and not 1 <= self.steps <= self.T:
             raise ConfigError(f"--set steps: expected an int in 1..{self.T}, got {self.steps}")
         if self.pretrained:
@@ -89,7 +96,8 @@ class DiffusionConfig:
 def training_settings(config: dict) -> dict:
     """The fields of a diffusion config (as JSON) that decide the trained model: data, seed,
     optimisation, noising, parameterisation and the network the config's `arch` uses."""
-    net = (("base", "mults", "depth", "attention", "upsample") if config.get("arch") == "resunet"
+    net = (("base", "mults", "depth", "attention", "upsample", "scale_shift")
+           if config.get("arch") == "resunet"
            else ("widths", "norm", "null_label", "param_init"))
     keys = ("seed", "train_split", "train_size", "epochs", "batch_size", "lr", "lr_warmup",
             "lr_schedule",
@@ -150,7 +158,7 @@ def make_net(cfg: DiffusionConfig, num_classes: int | None = None):
     if cfg.arch == "resunet":
         return diffusion.ResUNet(base=cfg.base, mults=tuple(cfg.mults), depth=cfg.depth,
                                  attention=tuple(cfg.attention), num_classes=num_classes,
-                                 upsample=cfg.upsample)
+                                 upsample=cfg.upsample, scale_shift=cfg.scale_shift)
     return diffusion.UNet(widths=tuple(cfg.widths), norm=cfg.norm, num_classes=num_classes,
                           null_label=cfg.null_label, param_init=cfg.param_init)
 
@@ -239,7 +247,8 @@ def seconds_per_step(hist) -> float:
 
 
 def sweep(model, key, scales, n: int, ev, *, steps: int, sampler: str = "ddim",
-          guide_fn=None, guidance_interval=None) -> tuple[dict, dict]:
+          spacing: str | None = None, guide_fn=None,
+          guidance_interval=None) -> tuple[dict, dict]:
     """For each scale: n samples, labels 0..9 cycling, judged. Classifier-free guidance with
     gamma = scale (in `guidance_interval` of noise levels, if given), or, given `guide_fn`,
     classifier guidance with guide_scale = scale. Also returns each scale's first 80 samples
@@ -250,7 +259,8 @@ def sweep(model, key, scales, n: int, ev, *, steps: int, sampler: str = "ddim",
         kw = (dict(gamma=float(s), guidance_interval=guidance_interval) if guide_fn is None
               else dict(guide_fn=guide_fn, guide_scale=float(s)))
         t0 = time.perf_counter()
-        images = pipeline.generate(model, n, labels, sampler=sampler, steps=steps, **kw, key=key,
+        images = pipeline.generate(model, n, labels, sampler=sampler, steps=steps,
+                                   spacing=spacing, **kw, key=key,
                                    progress=f"sampling, {'gamma' if guide_fn is None else 's'} "
                                             f"{s:g}")
         seconds = time.perf_counter() - t0

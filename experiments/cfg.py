@@ -52,7 +52,7 @@ def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
         cfg, out, resume=resume, desc="CFG DDPM", conditional=True, p_uncond=cfg.p_uncond)
     ev = evaluate.load()
     results, rows = common.sweep(model, jax.random.fold_in(key, 1), cfg.gammas, cfg.n_samples,
-                                 ev, steps=cfg.steps, sampler=cfg.sampler,
+                                 ev, steps=cfg.steps, sampler=cfg.sampler, spacing=cfg.spacing,
                                  guidance_interval=cfg.guidance_interval)
     common.sweep_figure(rows, out / "guidance_sweep.png", "gamma")
     common.digits_figure(rows["3"], out / "digits.png", "classifier-free guidance, gamma = 3")

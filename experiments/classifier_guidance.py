@@ -67,6 +67,7 @@ def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
 
     results, rows = common.sweep(model, jax.random.fold_in(key, 1), cfg.scales, cfg.n_samples,
                                  evaluate.load(), steps=cfg.steps, sampler=cfg.sampler,
+                                 spacing=cfg.spacing,
                                  guide_fn=guide_fn)
     common.sweep_figure(rows, out / "guidance_sweep.png", "classifier scale s")
     common.loss_figure(hist, out / "loss.png", "unconditional DDPM training loss")

@@ -38,6 +38,7 @@ def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
     n = cfg.n_samples
     labels = np.arange(n) % 10
     images = pipeline.generate(model, n, labels, sampler=cfg.sampler, steps=cfg.steps,
+                               spacing=cfg.spacing,
                                key=jax.random.fold_in(key, 1), progress="sampling")
     q = common.judge(evaluate.load(), images, labels)
     common.digits_figure(images[:80], out / "digits.png",

@@ -58,10 +58,13 @@ PRESETS = {
 }
 
 
-def _sample(model, spec: str, n: int, key) -> tuple[np.ndarray, float]:
+def _sample(model, spec: str, n: int, key, spacing: str | None) -> tuple[np.ndarray, float]:
+    """n images from the sampler `spec` ('name-steps'); `spacing` is its time grid (the
+    ancestral ddpm sampler takes every timestep and ignores it)."""
     name, _, steps = spec.rpartition("-")
     t0 = time.perf_counter()
     images = pipeline.generate(model, n, sampler=name, steps=int(steps), key=key,
+                               spacing=None if name == "ddpm" else spacing,
                                progress=f"sampling, {spec}")
     return images, time.perf_counter() - t0
 
@@ -83,7 +86,8 @@ def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
     ev = evaluate.load()
     samples, quality = {}, {}
     for i, spec in enumerate(cfg.samplers):
-        images, seconds = _sample(model, spec, cfg.n_samples, jax.random.fold_in(key, 1 + i))
+        images, seconds = _sample(model, spec, cfg.n_samples, jax.random.fold_in(key, 1 + i),
+                                  cfg.spacing)
         samples[spec] = images
         quality[spec] = {**judge(ev, images), "sample_seconds": round(seconds, 1)}
 

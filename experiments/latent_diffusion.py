@@ -82,7 +82,8 @@ def train_and_evaluate(cfg: Config, out: Path, *, resume: bool = False) -> dict:
                         (reference,))
     recon_quality = common.judge(ev, recon, test.labels[: len(reference)])
     results, rows = common.sweep(model, jax.random.fold_in(key, 1), cfg.gammas, cfg.n_samples,
-                                 ev, steps=cfg.steps, sampler=cfg.sampler)
+                                 ev, steps=cfg.steps, sampler=cfg.sampler,
+                                 spacing=cfg.spacing)
     common.sweep_figure(rows, out / "guidance_sweep.png", "gamma (latent)")
     common.digits_figure(rows["3"], out / "digits.png", "latent diffusion + CFG, gamma = 3")
     fig_recon = np.concatenate([reference[:10], recon[:10]])

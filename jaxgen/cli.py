@@ -7,7 +7,8 @@
     jaxgen config NAME [--preset P | --quick] [--set KEY=VALUE ...]
     jaxgen bench [NAME] [--quick] [--out DIR]
     jaxgen sample CHECKPOINT|SHIPPED [--label L] [--guidance G] [--guidance-interval LO,HI]
-                  [--n N] [--steps S] [--sampler ddim|ddpm|dpm++|dpm++sde] [--seed N]
+                  [--n N] [--steps S] [--sampler ddim|ddpm|dpm++|dpm++sde]
+                  [--spacing uniform|logsnr|karras] [--seed N]
                   [--out grid.png]
 
 A user mistake (unknown name, bad flag, unusable path) prints one line on stderr and exits 2.
@@ -37,6 +38,7 @@ from jaxgen.train import CheckpointError, TrainingDiverged
 
 # jaxgen.diffusion.pipeline.SAMPLERS, without importing it
 SAMPLERS = ("ddim", "ddpm", "dpm++", "dpm++sde")
+SPACINGS = ("uniform", "logsnr", "karras")  # jaxgen.diffusion.ddpm.SPACINGS, likewise
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -154,6 +156,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="ddim (--steps steps), ddpm (ancestral, all T steps), dpm++ "
                         "(DPM-Solver++(2M) of the ODE, --steps steps; 10-20 suffice) or "
                         "dpm++sde (of the SDE: stochastic, 20-50 steps)")
+    s.add_argument("--spacing", choices=SPACINGS, default=None,
+                   help="the time grid of ddim, dpm++ and dpm++sde: uniform in t, logsnr "
+                        "(even in log-SNR) or karras (the EDM grid, Karras et al. 2022; "
+                        "default: uniform for ddim, logsnr for dpm++ and dpm++sde)")
     s.add_argument("--seed", type=_seed, default=0, help="seed for jax.random (default 0)")
     s.add_argument("--out", type=_path, default=Path("samples.png"),
                    help="PNG to write (default samples.png)")
@@ -232,15 +238,17 @@ def _cmd_sample(args) -> None:
         elif args.label is not None:
             labels = np.full(args.n, args.label)  # rejected below, with the reason
         pipeline.check_request(model, labels, args.guidance, args.guidance_interval)
+        pipeline.check_spacing(args.sampler, args.spacing)
         if not 1 <= args.steps <= model.T:
             raise ValueError(f"steps must be in 1..{model.T}, got {args.steps}")
     except ValueError as e:  # messages start with the argument they are about
         msg = str(e).replace("guidance_interval", "guidance-interval", 1)
         flag = msg.split()[0].rstrip(":")
         raise UsageError(f"--{msg}" if flag in ("label", "guidance", "guidance-interval",
-                                                "steps") else msg) from e
+                                                "steps", "spacing") else msg) from e
     images = pipeline.generate(model, args.n, labels, gamma=args.guidance, sampler=args.sampler,
                                steps=args.steps, guidance_interval=args.guidance_interval,
+                               spacing=args.spacing,
                                key=jax.random.key(args.seed))
     rows = math.ceil(math.sqrt(args.n))
     fig, ax = figure(size=(6, 6))

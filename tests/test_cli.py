@@ -43,6 +43,9 @@ def test_list_names_every_experiment_and_every_benchmark(capsys):
      "--set lr_schedule: expected one of constant, cosine, got 'step'"),
     (["config", "ddpm", "--quick", "--set", "upsample=bilinear"],
      "--set upsample: expected one of conv, nearest, got 'bilinear'"),
+    (["config", "cfg", "--quick", "--set", "spacing=edm"],
+     "--set spacing: expected none or one of uniform, logsnr, karras, got 'edm'"),
+    (["sample", "ddpm", "--spacing", "edm"], "--spacing: invalid choice: 'edm'"),
     ([], "required"),
 ])
 def test_user_mistakes_get_one_line_and_exit_2(args, msg):
@@ -245,6 +248,7 @@ def test_seeds_for_an_experiment_without_replicas_is_one_line(capsys, tmp_path):
     ("ablation", "JAXGEN_ABLATION_STEPS", "2.5"), ("ablation", "JAXGEN_ABLATION_N", "0"),
     ("samplers", "JAXGEN_SAMPLER_N", "many"), ("samplers", "JAXGEN_SAMPLER_NAMES", "ddim,heun"),
     ("samplers", "JAXGEN_SAMPLER_STEPS", "10,0"),
+    ("samplers", "JAXGEN_SAMPLER_SPACINGS", "logsnr,edm"),
     ("guidance", "JAXGEN_GUIDANCE_INTERVALS", "none;5,1"),
     ("guidance", "JAXGEN_GUIDANCE_GAMMAS", "3,x"),
     ("guidance", "JAXGEN_GUIDANCE_SAMPLER", "heun-10"),

@@ -1,6 +1,7 @@
 import dataclasses
 import functools
 
+import flax.traverse_util
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -70,6 +71,33 @@ def test_samplers_shapes_and_determinism():
         ddpm.ddim_timesteps(1000, 0)
 
 
+@pytest.mark.parametrize("sched", [diffusion.linear(), diffusion.cosine()],
+                         ids=["linear", "cosine"])
+@pytest.mark.parametrize("steps", [10, 20, 50])
+def test_noise_level_grids_follow_their_definitions(sched, steps):
+    """'logsnr' is even in lambda_t, 'karras' even in sigma_t^(1/7) (sigma_t = e^{-lambda_t}),
+    both from min(sigma_T, 80) to sigma_1: each timestep is the one whose lambda is nearest its
+    target, so the targets are met to half a timestep's lambda spacing (where the grid is not
+    crowded into distinct neighbours at the low-noise end)."""
+    ab = np.asarray(sched.alpha_bars, np.float64)
+    lam = 0.5 * np.log(ab[1:] / (1 - ab[1:]))  # lam[t - 1]
+    lo, hi = max(lam[-1], -np.log(80.0)), lam[0]
+    expect = {"logsnr": np.linspace(lo, hi, steps),
+              "karras": -7 * np.log(np.exp(-lo / 7) + np.linspace(0, 1, steps)
+                                    * (np.exp(-hi / 7) - np.exp(-lo / 7)))}
+    for spacing, targets in expect.items():
+        ts = np.asarray(ddpm.timesteps(sched, steps, spacing))
+        assert ts[-1] == 1 and np.all(np.diff(ts) < 0) and len(ts) == steps, spacing
+        gap = np.abs(np.diff(lam))  # lambda spacing between neighbouring timesteps
+        tol = 0.5 * np.maximum(gap[np.clip(ts - 2, 0, 998)], gap[np.clip(ts - 1, 0, 998)])
+        free = np.diff(ts, append=0) > 1  # not pushed by the distinctness rule
+        np.testing.assert_array_less(np.abs(lam[ts - 1] - targets)[free], tol[free] + 1e-6)
+    assert not np.array_equal(ddpm.timesteps(sched, steps, "karras"),
+                              ddpm.timesteps(sched, steps, "logsnr"))
+    with pytest.raises(ValueError, match="spacing must be one of"):
+        ddpm.timesteps(sched, steps, "edm")
+
+
 def test_ddim_with_eta_one_and_all_steps_is_ddpm():
     key, shape = jax.random.key(3), (2, 4, 4, 1)
     a = jax.jit(lambda k: ddpm.sample(toy_eps, shape, SCHEDULE, key=k)[0])(key)
@@ -130,7 +158,7 @@ def test_ddpm_experiment_end_to_end_in_a_tiny_configuration(tmp_path, monkeypatc
     from jaxgen.cli import main
 
     tiny = ["base=4", "epochs=1", "batch_size=32", "n_samples=8", "train_size=128",
-            "samplers=dpm++-3,ddim-2"]
+            "samplers=dpm++-3,ddim-2", "spacing=karras"]
     assert main(["run", "ddpm", "--quick", *[a for kv in tiny for a in ("--set", kv)],
                  "--out", str(tmp_path)]) == 0
     m = json.loads((tmp_path / "metrics.json").read_text())
@@ -140,8 +168,9 @@ def test_ddpm_experiment_end_to_end_in_a_tiny_configuration(tmp_path, monkeypatc
     saved = json.loads((tmp_path / "model.json").read_text())
     assert saved["unet"]["arch"] == "resunet" and saved["prediction"] == "v"
     assert saved["data_range"] == [-1.0, 1.0] and saved["schedule"] == "cosine"
+    assert json.loads((tmp_path / "config.json").read_text())["config"]["spacing"] == "karras"
     assert main(["sample", str(tmp_path), "--n", "2", "--steps", "2", "--sampler", "dpm++",
-                 "--out", str(tmp_path / "s.png")]) == 0  # the saved model samples
+                 "--spacing", "karras", "--out", str(tmp_path / "s.png")]) == 0  # it samples
     # `jaxgen bench recipes` rebuilds the model from the run's checkpoint exactly as saved
     from jaxgen.benchmarks import recipes
     from jaxgen.diffusion import pipeline
@@ -225,16 +254,36 @@ def _perturbed(variables, key, scale=0.1):
                            for a, k in zip(leaves, keys, strict=True)])
 
 
+@pytest.mark.parametrize("scale_shift", [False, True], ids=["bias", "adagn"])
 @pytest.mark.parametrize("base", [4, 8, 16])
-def test_resunet_output_depends_on_time_and_label_at_every_width(base):
+def test_resunet_output_depends_on_time_and_label_at_every_width(base, scale_shift):
     # GroupNorm over a single channel would cancel the per-channel time/label bias of a block
-    net = diffusion.ResUNet(base=base, mults=(1, 2), attention=(), num_classes=10)
+    net = diffusion.ResUNet(base=base, mults=(1, 2), attention=(), num_classes=10,
+                            scale_shift=scale_shift)
     x = jax.random.normal(jax.random.key(1), (2, 28, 28, 1))
     t, y = jnp.array([5, 5]), jnp.array([1, 1])
     variables = _perturbed(net.init(jax.random.key(0), x, t, y), jax.random.key(2))
     out = net.apply(variables, x, t, y)
     assert np.abs(net.apply(variables, x, t + 400, y) - out).max() > 1e-3
     assert np.abs(net.apply(variables, x, t, y + 5) - out).max() > 1e-3
+
+
+def test_resunet_scale_shift_doubles_exactly_each_blocks_embedding_projection():
+    """AdaGN: each residual block's Dense(emb) gives a scale and a shift (2 x features
+    outputs) instead of a bias; nothing else changes."""
+    def params(**kw):
+        net = diffusion.ResUNet(base=8, mults=(1, 2), attention=(7,), **kw)
+        v = jax.eval_shape(net.init, jax.random.key(0), jnp.zeros((1, 28, 28, 1)),
+                           jnp.ones((1,), jnp.int32))["params"]
+        return flax.traverse_util.flatten_dict(v, sep="/")
+
+    plain, adagn = params(), params(scale_shift=True)
+    assert plain.keys() == adagn.keys()
+    changed = {k for k in plain if plain[k].shape != adagn[k].shape}
+    blocks = {k.rsplit("/", 2)[0] for k in plain if "ResBlock" in k}
+    assert changed == {f"{b}/Dense_0/{w}" for b in blocks for w in ("kernel", "bias")}
+    for k in changed:
+        assert adagn[k].shape[-1] == 2 * plain[k].shape[-1]
 
 
 def test_resunet_upsample_nearest_drops_exactly_the_up_convs():
@@ -295,6 +344,7 @@ def test_cli_samplers_are_the_pipelines():
     from jaxgen.diffusion import pipeline
 
     assert cli.SAMPLERS == pipeline.SAMPLERS
+    assert cli.SPACINGS == ddpm.SPACINGS
 
 
 @pytest.mark.parametrize("clip", [None, (0.0, 1.0)])

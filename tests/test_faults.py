@@ -210,6 +210,17 @@ def _sample_error(folder, capsys):
     return err[0]
 
 
+def test_sample_spacing_for_the_ancestral_sampler_is_one_line(tmp_path, capsys):
+    from jaxgen.cli import main
+
+    _, uncond = _two_saved_models(tmp_path)
+    assert main(["sample", str(uncond), "--n", "2", "--sampler", "ddpm", "--spacing", "karras",
+                 "--out", str(uncond / "s.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "error: --spacing applies to ddim, dpm++ and dpm++sde" in err[0]
+    assert not (uncond / "s.png").exists()
+
+
 def test_sample_refuses_a_msgpack_from_another_model(tmp_path, capsys):
     cond, uncond = _two_saved_models(tmp_path)
     (uncond / "model.msgpack").write_bytes((cond / "model.msgpack").read_bytes())

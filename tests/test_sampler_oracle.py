@@ -150,3 +150,25 @@ def test_sde_dpm_solver_with_the_exact_model_samples_the_data(name):
     assert abs(np.asarray(ancestral).var() - S**2) > 3 * bias[20], bias
     with pytest.raises(ValueError, match=r"eta must be in \[0, 1\]"):
         solvers.dpm_solver_2m(eps_fn, (N, D), sched, 10, eta=2.0, key=jax.random.key(0))
+
+
+@pytest.mark.parametrize("name", SCHEDULES)
+@pytest.mark.parametrize("eta", [0.0, 1.0], ids=["ode", "sde"])
+def test_dpm_solver_on_the_karras_grid_samples_the_data(name, eta):
+    """On the EDM grid (`spacing='karras'`) both solvers converge to N(m, s^2) too: the bias
+    falls with the steps and is within 0.01 at 50. For this exact model the grid is worse
+    than log-SNR at few steps (measured, cosine: ODE variance 0.314 / 0.272 / 0.253 at 10 / 20
+    / 50 steps against log-SNR's 0.269 / 0.257 / 0.251; SDE 0.311 / 0.298 / 0.259 against
+    0.270 / 0.266 / 0.254): it spends its steps at high noise, where the exact model has
+    nothing to correct, and the trained MNIST model gains from it (README, sampler study)."""
+    sched = SCHEDULES[name]
+    eps_fn = prediction.eps_model("v", exact("v", sched), sched)
+
+    def run(steps):
+        return np.asarray(jax.jit(lambda k: solvers.dpm_solver_2m(
+            eps_fn, (N, D), sched, steps, eta=eta, spacing="karras", key=k))(jax.random.key(1)))
+
+    x = {n: run(n) for n in (10, 20, 50)}
+    bias = {n: abs(v.var() - S**2) for n, v in x.items()}
+    assert bias[10] > bias[20] > bias[50], bias
+    check_gaussian(x[50], bias=0.01)

@@ -127,18 +127,22 @@ def ddim_timesteps(T: int, steps: int) -> jax.Array:
     return jnp.unique(jnp.linspace(1, T, steps).round().astype(int), size=steps)[::-1]
 
 
-SPACINGS = ("uniform", "logsnr")
+SPACINGS = ("uniform", "logsnr", "karras")
 
 
 def timesteps(schedule: Schedule, steps: int, spacing: str = "uniform",
-              sigma_max: float = 80.0) -> jax.Array:
+              sigma_max: float = 80.0, rho: float = 7.0) -> jax.Array:
     """`steps` distinct integer timesteps from high to low noise, ending at t = 1.
 
     'uniform': evenly spaced in t from T (`ddim_timesteps`, the DDIM paper's choice).
     'logsnr': evenly spaced in lambda_t = log(sqrt(alpha_bar_t / (1 - alpha_bar_t))) from
-    max(lambda_T, -log sigma_max) to lambda_1, each rounded to the nearest timestep (Lu et al.
-    2022's choice for DPM-Solver; `sigma_max` keeps a cosine schedule's lambda_T ~ -17 from
-    spending steps on pure noise). Works under jit (the schedule may be traced).
+    max(lambda_T, -log sigma_max) to lambda_1 (Lu et al. 2022's choice for DPM-Solver;
+    `sigma_max` keeps a cosine schedule's lambda_T ~ -17 from spending steps on pure noise).
+    'karras': the EDM grid of Karras et al. 2022 over the same range of sigma_t = e^{-lambda_t}
+    = sqrt((1 - alpha_bar_t) / alpha_bar_t), evenly spaced in sigma^{1/rho}:
+    sigma_i = (sigma_hi^{1/rho} + i / (steps - 1) (sigma_lo^{1/rho} - sigma_hi^{1/rho}))^rho.
+    Both noise-level grids round each level to the nearest timestep in lambda. Works under jit
+    (the schedule may be traced).
     """
     if spacing not in SPACINGS:
         raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
@@ -150,7 +154,11 @@ def timesteps(schedule: Schedule, steps: int, spacing: str = "uniform",
     ab = schedule.alpha_bars[1:]
     lam = 0.5 * jnp.log(ab / (1.0 - ab))  # lam[t - 1], decreasing in t
     lam_lo = jnp.maximum(lam[-1], -math.log(sigma_max))
-    targets = jnp.linspace(lam_lo, lam[0], steps)
+    if spacing == "logsnr":
+        targets = jnp.linspace(lam_lo, lam[0], steps)
+    else:
+        hi, lo = jnp.exp(-lam_lo / rho), jnp.exp(-lam[0] / rho)  # sigma^{1/rho} at both ends
+        targets = -rho * jnp.log(hi + jnp.linspace(0.0, 1.0, steps) * (lo - hi))
     hi = jnp.clip(jnp.searchsorted(-lam, -targets), 0, T - 1)
     lo = jnp.clip(hi - 1, 0, T - 1)
     ts = jnp.where(jnp.abs(lam[lo] - targets) < jnp.abs(lam[hi] - targets), lo, hi) + 1

@@ -227,6 +227,18 @@ def check_request(model: DiffusionModel, labels, gamma: float,
                          f"{labels.min() if labels.min() < 0 else labels.max()}")
 
 
+def check_spacing(sampler: str, spacing: str | None) -> None:
+    """ValueError naming spacing unless it is None or a grid of `ddpm.SPACINGS` for a sampler
+    that takes one (ddpm's ancestral sampler takes every timestep)."""
+    if spacing is None:
+        return
+    if spacing not in ddpm.SPACINGS:
+        raise ValueError(f"spacing must be one of {', '.join(ddpm.SPACINGS)}, got {spacing!r}")
+    if sampler == "ddpm":
+        raise ValueError("spacing applies to ddim, dpm++ and dpm++sde; the ddpm sampler takes "
+                         "all T timesteps")
+
+
 def check_interval(interval) -> None:
     """ValueError naming guidance_interval unless it is (sigma_lo, sigma_hi), 0 <= lo < hi."""
     try:
@@ -241,10 +253,10 @@ def check_interval(interval) -> None:
 
 @functools.partial(jax.jit, static_argnames=("unet", "autoencoder", "shape", "T", "schedule",
                                              "prediction", "data_range", "sampler", "steps",
-                                             "guided", "limited", "guide_fn"))
+                                             "spacing", "guided", "limited", "guide_fn"))
 def _sample_batch(variables, key, y, gamma, guide_scale, latent_scale, interval, *, unet,
-                  autoencoder, shape, T, schedule, prediction, data_range, sampler, steps, guided,
-                  limited, guide_fn):
+                  autoencoder, shape, T, schedule, prediction, data_range, sampler, steps,
+                  spacing, guided, limited, guide_fn):
     """One compiled batch of `generate`; gamma, guide_scale and the guidance interval (lo, hi)
     are traced, so a sweep over guidance scales or intervals reuses one compilation."""
     sched = SCHEDULES[schedule](T)
@@ -263,9 +275,11 @@ def _sample_batch(variables, key, y, gamma, guide_scale, latent_scale, interval,
     if sampler == "ddpm":
         x = ddpm.sample(eps_fn, shape, sched, clip=clip, guide=guide, key=key)[0]
     elif sampler == "ddim":
-        x = ddpm.ddim_sample(eps_fn, shape, sched, steps, clip=clip, guide=guide, key=key)
+        x = ddpm.ddim_sample(eps_fn, shape, sched, steps, clip=clip, guide=guide,
+                             spacing=spacing or "uniform", key=key)
     else:
         x = solvers.dpm_solver_2m(eps_fn, shape, sched, steps, clip=clip, guide=guide,
+                                  spacing=spacing or "logsnr",
                                   eta=1.0 if sampler == "dpm++sde" else 0.0, key=key)
     if autoencoder is not None:
         x = autoencoder.apply({"params": variables["autoencoder"]}, x * latent_scale,
@@ -278,7 +292,8 @@ def _sample_batch(variables, key, y, gamma, guide_scale, latent_scale, interval,
 def generate(model: DiffusionModel, n: int, labels=None, gamma: float = 1.0,
              sampler: str = "ddim", steps: int = 50, batch_size: int = 250,
              guide_fn=None, guide_scale: float = 0.0,
-             guidance_interval: tuple[float, float] | None = None, *, key: jax.Array,
+             guidance_interval: tuple[float, float] | None = None,
+             spacing: str | None = None, *, key: jax.Array,
              progress: str | None = None) -> np.ndarray:
     """n images (n, 28, 28, 1) in [0, 1].
 
@@ -287,7 +302,9 @@ def generate(model: DiffusionModel, n: int, labels=None, gamma: float = 1.0,
     sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t) is in (sigma_lo, sigma_hi], sampling
     conditionally elsewhere (`guidance.sigma_interval`; None: every step); sampler 'ddim' (`steps` steps, eta 0), 'ddpm' (all T
     steps, ancestral), 'dpm++' (DPM-Solver++(2M), `steps` network evaluations) or 'dpm++sde'
-    (its stochastic form, `steps` evaluations).
+    (its stochastic form, `steps` evaluations); spacing: their time grid, 'uniform',
+    'logsnr' or 'karras' (`ddpm.timesteps`; None: 'uniform' for ddim, 'logsnr' for dpm++ and
+    dpm++sde).
     Classifier guidance: `guide_fn(y)` returns grad_x log p(y | x_t, t) (e.g.
     `guidance.classifier_grad`), scaled by `guide_scale`; pass the same guide_fn object for
     every scale to reuse one compilation.
@@ -298,6 +315,7 @@ def generate(model: DiffusionModel, n: int, labels=None, gamma: float = 1.0,
         raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
     if sampler != "ddpm" and not (isinstance(steps, int) and 1 <= steps <= model.T):
         raise ValueError(f"steps must be an integer in 1..{model.T}, got {steps!r}")
+    check_spacing(sampler, spacing)
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     conditional = model.num_classes is not None
@@ -316,7 +334,8 @@ def generate(model: DiffusionModel, n: int, labels=None, gamma: float = 1.0,
     static = dict(unet=model.unet, autoencoder=model.autoencoder, shape=(b, *model.shape),
                   T=model.T, schedule=model.schedule, prediction=model.prediction,
                   data_range=tuple(model.data_range), sampler=sampler, steps=steps,
-                  guided=conditional and gamma != 1.0, limited=limited, guide_fn=guide_fn)
+                  spacing=spacing, guided=conditional and gamma != 1.0, limited=limited,
+                  guide_fn=guide_fn)
     interval = jnp.asarray(guidance_interval if limited else (0.0, np.inf), jnp.float32)
     out = []
     starts = range(0, n, b)

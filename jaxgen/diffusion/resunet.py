@@ -5,6 +5,8 @@ multipliers. NHWC; the same call signature as the book's `UNet`.
     t -> sinusoidal(base) -> Dense(4 base) -> SiLU -> Dense(4 base) = emb (+ label embedding)
     ResBlock(x, emb): h = conv3x3(SiLU(GN(x))) + Dense(SiLU(emb)); h = conv3x3(SiLU(GN(h)));
                       return skip(x) + h                  (skip: 1x1 conv when channels change)
+                      with scale_shift (AdaGN, Dhariwal & Nichol 2021): s, b = Dense(SiLU(emb))
+                      (2 x features); h = conv3x3(SiLU(GN(h) (1 + s) + b)) instead
     Attention(x):     x + proj(softmax(q k^T / sqrt(C)) v), q, k, v = 1x1 of GN(x)
     28x28 -> conv3x3(base) -> [blocks(base * m_0)] -> down -> [blocks(base * m_1)] -> down -> ...
           -> middle: ResBlock, Attention, ResBlock -> up path mirroring it with skip
@@ -48,12 +50,17 @@ def _norm(x):
 
 class ResBlock(nn.Module):
     features: int
+    scale_shift: bool = False  # the embedding scales and shifts the second norm (AdaGN)
 
     @nn.compact
     def __call__(self, x, emb):
         h = nn.Conv(self.features, (3, 3))(nn.silu(_norm(x)))
-        h = h + nn.Dense(self.features)(nn.silu(emb))[:, None, None, :]
-        h = nn.Conv(self.features, (3, 3), kernel_init=nn.initializers.zeros)(nn.silu(_norm(h)))
+        if self.scale_shift:
+            s, b = jnp.split(nn.Dense(2 * self.features)(nn.silu(emb))[:, None, None, :], 2, -1)
+            h = _norm(h) * (1.0 + s) + b
+        else:
+            h = _norm(h + nn.Dense(self.features)(nn.silu(emb))[:, None, None, :])
+        h = nn.Conv(self.features, (3, 3), kernel_init=nn.initializers.zeros)(nn.silu(h))
         skip = x if x.shape[-1] == self.features else nn.Conv(self.features, (1, 1))(x)
         return skip + h
 
@@ -79,6 +86,7 @@ class ResUNet(nn.Module):
     attention: tuple[int, ...] = (7,)  # resolutions (side length) with self-attention
     num_classes: int | None = None  # None: unconditional; else labels 0..num_classes (= null)
     upsample: str = "conv"  # 'conv' (resize + 3x3 conv, Ho et al.) or 'nearest' (resize only)
+    scale_shift: bool = False  # AdaGN: the embedding scales and shifts each block's second norm
 
     @nn.compact
     def __call__(self, x, t, y=None, train: bool = False):
@@ -97,7 +105,7 @@ class ResUNet(nn.Module):
 
         def blocks(h, features, n):
             for _ in range(n):
-                h = ResBlock(features)(h, emb)
+                h = ResBlock(features, self.scale_shift)(h, emb)
                 if h.shape[1] in self.attention:
                     h = Attention()(h)
             return h
@@ -111,9 +119,9 @@ class ResUNet(nn.Module):
             if i < len(self.mults) - 1:
                 h = nn.Conv(h.shape[-1], (3, 3), strides=(2, 2))(h)
                 skips.append(h)
-        h = ResBlock(h.shape[-1])(h, emb)
+        h = ResBlock(h.shape[-1], self.scale_shift)(h, emb)
         h = Attention()(h)
-        h = ResBlock(h.shape[-1])(h, emb)
+        h = ResBlock(h.shape[-1], self.scale_shift)(h, emb)
         for i, m in reversed(list(enumerate(self.mults))):
             for _ in range(self.depth + 1):
                 h = blocks(jnp.concatenate([h, skips.pop()], axis=-1), self.base * m, 1)
