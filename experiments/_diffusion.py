@@ -150,6 +150,10 @@ QUICK = dict(arch="resunet", base=32, mults=(1, 2, 2), depth=1, attention=(7,),
              schedule="cosine", ema_warmup=True, ema_decay=0.995, lr=2e-3, lr_warmup=100,
              lr_schedule="cosine", epochs=2, batch_size=32, sampler="dpm++", steps=20,
              n_samples=2000)
+# the unconditional quick model (`ddpm --quick`, which classifier guidance steers): the recipe
+# with AdaGN blocks (`scale_shift`: the time embedding scales and shifts each block's second
+# norm; FID 72.0 -> 68.0 at the same budget, one seed, on the EDM grid)
+QUICK_UNCONDITIONAL = {**QUICK, "scale_shift": True}
 
 
 def make_net(cfg: DiffusionConfig, num_classes: int | None = None):

@@ -39,7 +39,7 @@ PRESETS = {
     "full": Config(),
     # the unconditional model of `ddpm --quick` (the same budget as the other quick models);
     # the classifier sees the 60,000 digits twice; 10 DPM-Solver++ steps, as `cfg --quick`
-    "quick": Config(**{**common.QUICK, "steps": 10}, classifier_epochs=2,
+    "quick": Config(**{**common.QUICK_UNCONDITIONAL, "steps": 10}, classifier_epochs=2,
                     scales=(0.0, 1.0, 3.0)),
 }
 

@@ -104,17 +104,18 @@ def test_pretrained_reads_a_setting_the_shipped_config_predates_as_its_default(m
 
     def older(name):
         info = about(name)
-        recipe = {k: v for k, v in common.json_like(common.QUICK).items() if k not in new}
+        recipe = {k: v for k, v in common.json_like(common.QUICK_UNCONDITIONAL).items()
+                  if k not in new}
         info["config"] = {**{k: v for k, v in info["config"].items() if k not in new}, **recipe}
         return info
 
     monkeypatch.setattr(pretrained, "about", older)
     Config = cli._module("ddpm").Config
-    common.check_pretrained(Config(**{**common.QUICK, "upsample": "conv",
+    common.check_pretrained(Config(**{**common.QUICK_UNCONDITIONAL, "upsample": "conv",
                                       "lr_schedule": "constant"}))
     with pytest.raises(ConfigError, match="with lr_schedule=constant, upsample=conv, this "
                                           "config has lr_schedule=cosine, upsample=nearest"):
-        common.check_pretrained(Config(**common.QUICK))
+        common.check_pretrained(Config(**common.QUICK_UNCONDITIONAL))
 
 
 def test_run_all_loads_shipped_models_only_for_the_quick_preset_without_train():
