@@ -87,6 +87,9 @@ class DiffusionConfig:
         if self.spacing is not None and self.spacing not in diffusion.ddpm.SPACINGS:
             raise ConfigError(f"--set spacing: expected none or one of "
                               f"{', '.join(diffusion.ddpm.SPACINGS)}, got {self.spacing!r}")
+        if self.spacing is not None and self.sampler == "ddpm":
+            raise ConfigError("--set spacing: the ddpm sampler takes all T timesteps; a grid "
+                              "applies to ddim, dpm++ and dpm++sde")
         if self.sampler != "ddpm" and not 1 <= self.steps <= self.T:
             raise ConfigError(f"--set steps: expected an int in 1..{self.T}, got {self.steps}")
         if self.pretrained:

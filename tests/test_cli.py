@@ -46,6 +46,8 @@ def test_list_names_every_experiment_and_every_benchmark(capsys):
     (["config", "cfg", "--quick", "--set", "spacing=edm"],
      "--set spacing: expected none or one of uniform, logsnr, karras, got 'edm'"),
     (["sample", "ddpm", "--spacing", "edm"], "--spacing: invalid choice: 'edm'"),
+    (["config", "cfg", "--quick", "--set", "sampler=ddpm", "--set", "spacing=karras"],
+     "--set spacing: the ddpm sampler takes all T timesteps"),
     ([], "required"),
 ])
 def test_user_mistakes_get_one_line_and_exit_2(args, msg):
