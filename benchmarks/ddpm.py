@@ -1,4 +1,4 @@
-"""DDPM: the book's U-Net train step (batch 128) and the CPU recipe's ResNet U-Net step
+"""DDPM: the book's U-Net train step (batch 128) and `ddpm --quick`'s ResNet U-Net step
 (v-prediction, min-SNR, cosine), each jaxgen vs PyTorch eager (the ResUNet's twin:
 `torch_resunet.py`) and with achieved GFLOP/s against the `jnp.dot` peak measured in the same
 run; sampling as one `lax.scan` vs a Python loop of jitted steps, DDIM-50 and
@@ -71,7 +71,8 @@ def _torch_resunet_step(cfg, batch: int):
     from jaxgen.benchmarks.torch_resunet import res_unet
 
     torch.manual_seed(0)
-    net = res_unet(cfg.base, tuple(cfg.mults), cfg.depth, tuple(cfg.attention), cfg.upsample)
+    net = res_unet(cfg.base, tuple(cfg.mults), cfg.depth, tuple(cfg.attention), cfg.upsample,
+                   cfg.scale_shift)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     x0 = torch.rand(batch, 1, 28, 28) * 2 - 1
     alpha_bar = torch.cos(torch.linspace(0, 1, 1000) * math.pi / 2) ** 2
@@ -95,10 +96,10 @@ def _torch_resunet_step(cfg, batch: int):
 
 
 def _resunet_rows(batch: int, repeats: int, peak: float) -> list[dict]:
-    """The CPU recipe's ResUNet train step in jaxgen and, with torch, its PyTorch eager twin."""
-    from jaxgen.experiments._diffusion import QUICK, DiffusionConfig, make_net
+    """`ddpm --quick`'s ResUNet train step in jaxgen and, with torch, its PyTorch eager twin."""
+    from jaxgen.experiments._diffusion import QUICK_UNCONDITIONAL, DiffusionConfig, make_net
 
-    cfg = DiffusionConfig(**QUICK)
+    cfg = DiffusionConfig(**QUICK_UNCONDITIONAL)
     net = make_net(cfg)
     key = jax.random.key(0)
     x = jax.random.uniform(key, (batch, 28, 28, 1)) * 2 - 1
@@ -108,8 +109,8 @@ def _resunet_rows(batch: int, repeats: int, peak: float) -> list[dict]:
     seconds, flops = _step_cost(make_train_step(loss, opt), init_state(params, opt), key, (x,),
                                 repeats)
     n = sum(a.size for a in jax.tree_util.tree_leaves(params))
-    case = (f"ResUNet {cfg.base}x{cfg.mults} up={cfg.upsample} ({n / 1e6:.2f}M params) train "
-            f"step, batch {batch}")
+    case = (f"ResUNet {cfg.base}x{cfg.mults} up={cfg.upsample}{' AdaGN' * cfg.scale_shift} "
+            f"({n / 1e6:.2f}M params) train step, batch {batch}")
     rows = [dict(case=case, impl="jaxgen jit", seconds=seconds, gflops=flops / seconds / 1e9,
                  peak_share=flops / seconds / 1e9 / peak)]
     twin = _torch_resunet_step(cfg, batch)

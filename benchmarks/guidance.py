@@ -7,7 +7,9 @@ the row with interval `none`.
 `$JAXGEN_GUIDANCE_MODEL`: a `jaxgen run` folder or a shipped model's name (default the shipped
 `cfg`); `$JAXGEN_GUIDANCE_N` samples per row (default 2,000); `$JAXGEN_GUIDANCE_GAMMAS`
 (comma-separated, default 3); `$JAXGEN_GUIDANCE_INTERVALS` (`;`-separated `lo,hi` or `none`);
-`$JAXGEN_GUIDANCE_SAMPLER` as `name-steps` (default `dpm++-10`, what `cfg --quick` judges with).
+`$JAXGEN_GUIDANCE_SAMPLER` as `name-steps` (default `dpm++-10`, what `cfg --quick` judges with);
+`$JAXGEN_GUIDANCE_SPACING`: its time grid (`uniform`, `logsnr` or `karras`; default the
+sampler's own, see `pipeline.generate`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import jax
 import numpy as np
 
 from jaxgen.benchmarks.common import BenchSettingError, env_int, load_diffusion_model, machine
-from jaxgen.diffusion import pipeline, pretrained
+from jaxgen.diffusion import ddpm, pipeline, pretrained
 from jaxgen.experiments._diffusion import judge
 
 # none, the interval the paper found for ImageNet-512 (EDM2), and ones open at either end
@@ -56,14 +58,21 @@ def _settings(quick: bool):
     if name not in pipeline.SAMPLERS or not steps.isdigit() or int(steps) < 1:
         raise BenchSettingError(f"JAXGEN_GUIDANCE_SAMPLER: expected name-steps with a name from "
                                 f"{', '.join(pipeline.SAMPLERS)}, got {spec!r}")
+    spacing = os.environ.get("JAXGEN_GUIDANCE_SPACING") or None
+    try:
+        pipeline.check_spacing(name, spacing)
+    except ValueError:
+        raise BenchSettingError(f"JAXGEN_GUIDANCE_SPACING: expected one of "
+                                f"{', '.join(ddpm.SPACINGS)} for a sampler other than ddpm, "
+                                f"got {spacing!r}") from None
     intervals = _intervals(os.environ.get("JAXGEN_GUIDANCE_INTERVALS", INTERVALS))
     n = 100 if quick else env_int("JAXGEN_GUIDANCE_N", 2000)
-    return n, gammas, name, int(steps), intervals
+    return n, gammas, name, int(steps), spacing, intervals
 
 
 def run(*, quick: bool, out: Path | None = None) -> dict:
     del out  # a table, no figure
-    n, gammas, sampler, steps, intervals = _settings(quick)
+    n, gammas, sampler, steps, spacing, intervals = _settings(quick)
     where = os.environ.get("JAXGEN_GUIDANCE_MODEL", "cfg")
     found = load_diffusion_model(where)
     if found is None:
@@ -77,7 +86,8 @@ def run(*, quick: bool, out: Path | None = None) -> dict:
     rows = []
     for interval in intervals:
         for gamma in gammas:
-            kw = dict(gamma=gamma, guidance_interval=interval, sampler=sampler, steps=steps)
+            kw = dict(gamma=gamma, guidance_interval=interval, sampler=sampler, steps=steps,
+                      spacing=spacing)
             pipeline.generate(model, min(250, n), labels[:250], **kw, key=jax.random.key(0))
             t0 = time.perf_counter()  # after compiling: the sweep's later rows reuse it
             images = pipeline.generate(model, n, labels, **kw, key=jax.random.key(1))
@@ -89,6 +99,7 @@ def run(*, quick: bool, out: Path | None = None) -> dict:
                              recall=q["recall"], accuracy=q["label_accuracy"],
                              confidence=q["mean_confidence"], seconds=seconds))
     return {"machine": machine(), "model": str(where), "sampler": f"{sampler}-{steps}",
+            "spacing": spacing or "the sampler's default",
             "rows": rows,
             "notes": ["interval: guidance where sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t) "
                       "is in it, conditional sampling elsewhere; FID, precision and recall "

@@ -13,9 +13,11 @@ from jaxgen.diffusion.resunet import num_groups
 
 
 def res_unet(base: int = 32, mults=(1, 2, 2), depth: int = 1, attention=(7,),
-             upsample: str = "conv", channels: int = 1, size: int = 28):
+             upsample: str = "conv", scale_shift: bool = False, channels: int = 1,
+             size: int = 28):
     """`net(x_t, t)`: x (B, channels, size, size), t (B,) integer timesteps -> (B, channels,
-    size, size); the architecture of `ResUNet(base, mults, depth, attention, upsample)`."""
+    size, size); the architecture of `ResUNet(base, mults, depth, attention, upsample,
+    scale_shift=scale_shift)`."""
     import torch
     from torch import nn
 
@@ -26,14 +28,19 @@ def res_unet(base: int = 32, mults=(1, 2, 2), depth: int = 1, attention=(7,),
         def __init__(self, c_in, c_out, dim):
             super().__init__()
             self.norm1, self.conv1 = norm(c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
-            self.time = nn.Linear(dim, c_out)
+            self.time = nn.Linear(dim, 2 * c_out if scale_shift else c_out)
             self.norm2, self.conv2 = norm(c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
             self.skip = nn.Identity() if c_in == c_out else nn.Conv2d(c_in, c_out, 1)
 
         def forward(self, x, emb):
             h = self.conv1(nn.functional.silu(self.norm1(x)))
-            h = h + self.time(nn.functional.silu(emb))[:, :, None, None]
-            h = self.conv2(nn.functional.silu(self.norm2(h)))
+            e = self.time(nn.functional.silu(emb))[:, :, None, None]
+            if scale_shift:  # AdaGN: the embedding scales and shifts the second norm
+                s, b = e.chunk(2, dim=1)
+                h = self.norm2(h) * (1 + s) + b
+            else:
+                h = self.norm2(h + e)
+            h = self.conv2(nn.functional.silu(h))
             return self.skip(x) + h
 
     class Attention(nn.Module):

@@ -254,6 +254,7 @@ def test_seeds_for_an_experiment_without_replicas_is_one_line(capsys, tmp_path):
     ("guidance", "JAXGEN_GUIDANCE_INTERVALS", "none;5,1"),
     ("guidance", "JAXGEN_GUIDANCE_GAMMAS", "3,x"),
     ("guidance", "JAXGEN_GUIDANCE_SAMPLER", "heun-10"),
+    ("guidance", "JAXGEN_GUIDANCE_SPACING", "edm"),
     ("guidance", "JAXGEN_GUIDANCE_MODEL", "no-such-model")])
 def test_bench_bad_environment_setting_is_one_line_exit_2(bench, var, value, tmp_path,
                                                           monkeypatch, capsys):

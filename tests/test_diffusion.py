@@ -304,7 +304,9 @@ def test_resunet_upsample_nearest_drops_exactly_the_up_convs():
 
 @pytest.mark.parametrize("kw", [dict(base=32, mults=(1, 2, 2), attention=(7,)),
                                 dict(base=8, mults=(1, 2), depth=2, attention=(14, 7),
-                                     upsample="nearest")])
+                                     upsample="nearest"),
+                                dict(base=8, mults=(1, 2), upsample="nearest",
+                                     scale_shift=True)])
 def test_the_pytorch_twin_of_the_resunet_has_its_parameters_and_shapes(kw):
     torch = pytest.importorskip("torch")  # an optional extra: the benchmark's eager baseline
     from jaxgen.benchmarks.torch_resunet import res_unet

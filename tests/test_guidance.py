@@ -262,6 +262,18 @@ def test_bench_guidance_rows_per_interval_and_scale(tmp_path, monkeypatch, capsy
     assert rows[3]["fid"] == pytest.approx(rows[2]["fid"], rel=1e-3)
     assert rows[1]["fid"] != pytest.approx(rows[2]["fid"], rel=1e-3)
     assert all(r["floor_fid"] > 0 and 0 <= r["accuracy"] <= 1 for r in rows)
+    # the time grid: one row at 4 steps on the uniform and on the EDM grid differs
+    monkeypatch.setenv("JAXGEN_GUIDANCE_INTERVALS", "none")
+    monkeypatch.setenv("JAXGEN_GUIDANCE_GAMMAS", "1")
+    monkeypatch.setenv("JAXGEN_GUIDANCE_SAMPLER", "dpm++-4")
+    fids = {}
+    for spacing in ("uniform", "karras"):
+        monkeypatch.setenv("JAXGEN_GUIDANCE_SPACING", spacing)
+        assert main(["bench", "guidance", "--quick", "--out", str(tmp_path)]) == 0
+        result = json.loads((tmp_path / "guidance-quick.json").read_text())
+        assert result["spacing"] == spacing
+        fids[spacing] = result["rows"][0]["fid"]
+    assert fids["uniform"] != pytest.approx(fids["karras"], rel=1e-3)
 
 
 TINY_RUN = ["widths=4,8", "base=4", "mults=1,2", "epochs=1", "batch_size=32", "ema_decay=0.9",
