@@ -71,8 +71,8 @@ def _torch_resunet_step(cfg, batch: int):
     from jaxgen.benchmarks.torch_resunet import res_unet
 
     torch.manual_seed(0)
-    net = res_unet(cfg.base, tuple(cfg.mults), cfg.depth, tuple(cfg.attention), cfg.upsample,
-                   cfg.scale_shift)
+    net = res_unet(cfg.base, tuple(cfg.mults), cfg.depth, tuple(cfg.attention),
+                   upsample=cfg.upsample, scale_shift=cfg.scale_shift)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     x0 = torch.rand(batch, 1, 28, 28) * 2 - 1
     alpha_bar = torch.cos(torch.linspace(0, 1, 1000) * math.pi / 2) ** 2
