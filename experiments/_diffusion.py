@@ -257,14 +257,16 @@ def sweep(model, key, scales, n: int, ev, *, steps: int, sampler: str = "ddim",
           spacing: str | None = None, guide_fn=None,
           guidance_interval=None) -> tuple[dict, dict]:
     """For each scale: n samples, labels 0..9 cycling, judged. Classifier-free guidance with
-    gamma = scale (in `guidance_interval` of noise levels, if given), or, given `guide_fn`,
-    classifier guidance with guide_scale = scale. Also returns each scale's first 80 samples
+    gamma = scale, or, given `guide_fn`, classifier guidance with guide_scale = scale. A
+    `guidance_interval` of noise levels limits the guided scales (gamma > 1) only: gamma 0
+    (unconditional) and 1 (conditional) stay what they are at every step, where an interval
+    would mix unconditional and conditional steps. Also returns each scale's first 80 samples
     (labels 0..9 cycling; the same noise at every scale) for the figures."""
     labels = np.arange(n) % 10
     results, rows = {}, {}
     for s in scales:
-        kw = (dict(gamma=float(s), guidance_interval=guidance_interval) if guide_fn is None
-              else dict(guide_fn=guide_fn, guide_scale=float(s)))
+        kw = (dict(gamma=float(s), guidance_interval=guidance_interval if s > 1 else None)
+              if guide_fn is None else dict(guide_fn=guide_fn, guide_scale=float(s)))
         t0 = time.perf_counter()
         images = pipeline.generate(model, n, labels, sampler=sampler, steps=steps,
                                    spacing=spacing, **kw, key=key,

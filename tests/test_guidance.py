@@ -318,3 +318,21 @@ def test_training_data_subset_holds_every_digit():
     assert training_data(DiffusionConfig())[1].shape[0] == len(data.images)
     with pytest.raises(ValueError, match="train_size must be None"):
         training_data(DiffusionConfig(train_size=0))
+
+
+def test_sweep_limits_only_the_guided_scales_to_the_interval(monkeypatch):
+    from jaxgen.experiments import _diffusion as common
+
+    asked = {}
+
+    def fake_generate(model, n, labels, *, gamma, guidance_interval, **kw):
+        asked[gamma] = guidance_interval
+        return np.zeros((n, 28, 28, 1), np.float32)
+
+    monkeypatch.setattr(pipeline, "generate", fake_generate)
+    monkeypatch.setattr(common, "judge", lambda ev, images, labels: {"fid": 1.0})
+    results, _ = common.sweep(None, jax.random.key(0), (0.0, 1.0, 3.0), 10, None, steps=2,
+                              guidance_interval=(2.0, 5.42))
+    # gamma 0 stays unconditional and 1 conditional at every step; only 3 is limited
+    assert asked == {0.0: None, 1.0: None, 3.0: (2.0, 5.42)}
+    assert set(results) == {"0", "1", "3"}
